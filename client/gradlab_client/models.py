@@ -1,0 +1,135 @@
+"""The API's response models: the contract for what the service returns and the SDK parses.
+
+The service and the store build these; the SDK returns them. Non-finite numbers (a diverged
+loss) are sent as null, since JSON has no NaN.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gradlab_client.spec import FieldError, JobSpec
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "diverged"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "diverged"})
+SnapshotKind = Literal["gradient", "weight", "activation"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Progress(_Model):
+    step: int = 0
+    total_steps: int = 0
+
+
+class Job(_Model):
+    id: str
+    name: str | None = None
+    status: JobStatus
+    spec: JobSpec
+    attempt: int = 0
+    progress: Progress = Progress()
+    summary: dict[str, float | None] = Field(default_factory=dict)  # final_* and best_* metrics
+    error: str | None = None
+    cancel_requested: bool = False
+    worker: str | None = None
+    device: str | None = None
+    parent_id: str | None = None  # the job whose diagnosis remedy created this one
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class JobPage(_Model):
+    items: list[Job]
+    next_cursor: str | None = None
+
+
+class MetricSeries(_Model):
+    name: str
+    steps: list[int]
+    values: list[float | None]
+
+
+class MetricsResponse(_Model):
+    series: list[MetricSeries]
+
+
+class Histogram(_Model):
+    edges: list[float | None]
+    counts: list[int]
+
+
+class Snapshot(_Model):
+    step: int
+    kind: SnapshotKind
+    layer: str
+    depth: int
+    stats: dict[str, float | None]
+    histogram: Histogram
+    log_histogram: Histogram | None = None
+
+
+class SnapshotPage(_Model):
+    items: list[Snapshot]
+    next_cursor: str | None = None
+
+
+class Layer(_Model):
+    name: str
+    type: str
+    shape: list[int]
+    parameters: int
+    depth: int
+
+
+class DatasetInfo(_Model):
+    id: str  # the value of data.dataset: a built-in name or upload:<id>
+    name: str
+    builtin: bool
+    kind: str  # vector | sequence | image | categorical
+    input_shape: list[int]
+    num_classes: int
+    rows: int | None = None
+    description: str = ""
+    created_at: datetime | None = None
+
+
+class CatalogValue(_Model):
+    value: str
+    description: str
+
+
+class Catalog(_Model):
+    enums: dict[str, list[CatalogValue]]  # dotted spec field -> allowed values
+    limits: dict[str, float]
+
+
+class Problem(_Model):
+    """An application/problem+json error body (RFC 9457) with the offending field."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    code: str | None = None
+    field: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.status} {self.title}: {where}{self.detail or ''}".rstrip(": ")
+
+
+class Health(_Model):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,300 @@
+"""The job spec: the one contract shared by the SDK, the service, the worker and the training core.
+
+Every tuning choice of the lecture (optimizers, activations, initializations, batch norm,
+augmentation, regularization) is a value here. Validation errors name the field (pydantic's
+``loc``) and, for enums, the allowed values; combinations that cannot work are refused with the
+field that has to change.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+Activation = Literal[
+    "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "maxout",
+    "linear",
+]
+InitScheme = Literal[
+    "default", "zeros", "constant", "normal", "uniform", "xavier_normal", "xavier_uniform",
+    "kaiming_normal", "kaiming_uniform", "orthogonal",
+]
+OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+ScheduleName = Literal["constant", "step", "exponential", "cosine"]
+ModelKind = Literal["mlp", "cnn", "embedding_mlp"]
+Normalize = Literal["standardize", "minmax", "none"]
+Pool = Literal["max", "avg"]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "bf16"]
+SnapshotKind = Literal["gradient", "weight", "activation"]
+BuiltinDataset = Literal["mnist1d", "digits", "spiral", "ctr", "cifar10"]
+
+BUILTIN_DATASETS: tuple[str, ...] = get_args(BuiltinDataset)
+SNAPSHOT_KINDS: tuple[str, ...] = get_args(SnapshotKind)
+UPLOAD_PATTERN = re.compile(r"^upload:[A-Za-z0-9_-]{1,64}$")
+# Activations that saturate at a bound; the others are the ReLU family (may die) or linear.
+SATURATING_ACTIVATIONS = frozenset({"sigmoid", "tanh"})
+RELU_FAMILY = frozenset({"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "maxout"})
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Width = Annotated[int, Field(ge=1, le=65536)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpiralOptions(_Strict):
+    classes: int = Field(3, ge=2, le=20)
+    points: int = Field(500, ge=10, le=100_000, description="points per class")
+    noise: float = Field(0.2, ge=0.0, le=5.0)
+
+
+class CtrOptions(_Strict):
+    fields: int = Field(8, ge=1, le=64, description="categorical fields per row")
+    cardinality: int = Field(1000, ge=2, le=1_000_000, description="categories per field")
+    skew: float = Field(1.2, ge=0.0, le=4.0, description="Zipf exponent of category frequency")
+    rows: int = Field(20_000, ge=100, le=5_000_000)
+
+
+class Mnist1dOptions(_Strict):
+    samples: int = Field(5000, ge=100, le=200_000, description="train + test sequences")
+
+
+class DigitsOptions(_Strict):
+    pass
+
+
+class Cifar10Options(_Strict):
+    limit: int | None = Field(None, ge=10, description="use only the first N training images")
+
+
+class UploadOptions(_Strict):
+    pass
+
+
+DATASET_OPTIONS: dict[str, type[_Strict]] = {
+    "spiral": SpiralOptions,
+    "ctr": CtrOptions,
+    "mnist1d": Mnist1dOptions,
+    "digits": DigitsOptions,
+    "cifar10": Cifar10Options,
+    "upload": UploadOptions,
+}
+
+
+class AugmentSpec(_Strict):
+    shift: int = Field(0, ge=0, le=64, description="random shift by up to N samples/pixels")
+    crop_padding: int = Field(0, ge=0, le=16, description="pad by N then crop back at random")
+    hflip: bool = Field(False, description="random horizontal flip (images)")
+    noise_std: float = Field(0.0, ge=0.0, le=10.0, description="additive Gaussian noise")
+    cutout: int = Field(0, ge=0, le=32, description="zero a random square (or span) of N")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.shift or self.crop_padding or self.hflip or self.noise_std or self.cutout)
+
+
+class DataSpec(_Strict):
+    dataset: str = Field(description="mnist1d | digits | spiral | ctr | cifar10 | upload:<id>")
+    options: dict[str, Any] = Field(default_factory=dict)
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    normalize: Normalize = "standardize"
+    augment: AugmentSpec = AugmentSpec()
+
+    @property
+    def family(self) -> str:
+        """The data set's name without an upload id: one of BUILTIN_DATASETS or 'upload'."""
+        return "upload" if self.dataset.startswith("upload:") else self.dataset
+
+    @property
+    def upload_id(self) -> str | None:
+        return self.dataset.split(":", 1)[1] if self.family == "upload" else None
+
+    def parsed_options(self) -> Any:
+        return DATASET_OPTIONS[self.family].model_validate(self.options)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSpec:
+        if self.dataset not in BUILTIN_DATASETS and not UPLOAD_PATTERN.match(self.dataset):
+            raise _field_error(
+                ("dataset",),
+                f"{self.dataset!r} is not one of {', '.join(BUILTIN_DATASETS)}, upload:<id>",
+            )
+        _validate_nested(DATASET_OPTIONS[self.family], self.options, ("options",))
+        return self
+
+
+class ConvLayerSpec(_Strict):
+    channels: int = Field(ge=1, le=4096)
+    kernel: int = Field(3, ge=1, le=15)
+    stride: int = Field(1, ge=1, le=8)
+    padding: int = Field(1, ge=0, le=8)
+    pool: Pool | None = None
+
+
+class InitSpec(_Strict):
+    scheme: InitScheme = "default"
+    std: float = Field(0.01, gt=0.0, le=100.0, description="std of 'normal'")
+    value: float = Field(0.0, ge=-100.0, le=100.0, description="value of 'constant'")
+    gain: float = Field(1.0, gt=0.0, le=100.0, description="gain of xavier/orthogonal, bound of 'uniform'")
+
+
+class ModelSpec(_Strict):
+    kind: ModelKind = "mlp"
+    hidden: list[Width] = Field(default_factory=lambda: [64, 64], max_length=256)
+    conv: list[ConvLayerSpec] = Field(default_factory=list, max_length=64)
+    activation: Activation = "relu"
+    init: InitSpec = InitSpec()
+    batch_norm: bool = False
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    embedding_dim: int = Field(8, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        if self.kind == "cnn" and not self.conv:
+            raise _field_error(("conv",), "a cnn needs at least one conv layer")
+        if self.kind != "cnn" and self.conv:
+            raise _field_error(("conv",), f"conv layers need kind 'cnn', not {self.kind!r}")
+        if self.activation == "maxout":
+            for index, width in enumerate(self.hidden):
+                if width % 2:
+                    raise _field_error(
+                        ("hidden", index), f"maxout pairs units, so widths must be even, got {width}"
+                    )
+            for index, conv in enumerate(self.conv):
+                if conv.channels % 2:
+                    raise _field_error(
+                        ("conv", index, "channels"),
+                        f"maxout pairs channels, so they must be even, got {conv.channels}",
+                    )
+        return self
+
+
+class OptimizerSpec(_Strict):
+    name: OptimizerName = "adam"
+    lr: float = Field(1e-3, gt=0.0, le=1e4)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="momentum and nesterov (and rmsprop)")
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (
+        0.9,
+        0.999,
+    )
+    eps: float = Field(1e-8, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0)
+
+
+class ScheduleSpec(_Strict):
+    name: ScheduleName = "constant"
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up from lr/warmup_steps")
+    step_size: int = Field(100, ge=1, description="steps between decays of 'step'")
+    gamma: float = Field(0.5, gt=0.0, le=1.0, description="decay factor of 'step' and 'exponential'")
+
+
+class RegularizationSpec(_Strict):
+    l1: float = Field(0.0, ge=0.0, le=10.0, description="L1 penalty added to the loss")
+    l2: float = Field(0.0, ge=0.0, le=10.0, description="L2 penalty added to the loss")
+
+
+class TrainingSpec(_Strict):
+    steps: int | None = Field(None, ge=1)
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int = Field(64, ge=1)
+    eval_every: int = Field(50, ge=1)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    grad_clip: float | None = Field(None, gt=0.0)
+    device: Device = "auto"
+    precision: Precision = "fp32"
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingSpec:
+        if (self.steps is None) == (self.epochs is None):
+            raise _field_error(("steps",), "set exactly one of training.steps or training.epochs")
+        if self.precision == "bf16" and self.device != "cuda":
+            raise _field_error(
+                ("precision",), f"bf16 runs on CUDA only: set training.device to 'cuda', not {self.device!r}"
+            )
+        return self
+
+
+class TelemetrySpec(_Strict):
+    snapshot_every: int = Field(50, ge=1)
+    bins: int = Field(64, ge=2)
+    kinds: list[SnapshotKind] = Field(default_factory=lambda: list(SNAPSHOT_KINDS), max_length=3)
+
+
+class JobSpec(_Strict):
+    name: str | None = Field(None, max_length=100)
+    data: DataSpec
+    model: ModelSpec = ModelSpec()
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    regularization: RegularizationSpec = RegularizationSpec()
+    training: TrainingSpec = TrainingSpec(steps=500)
+    telemetry: TelemetrySpec = TelemetrySpec()
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> JobSpec:
+        family, kind = self.data.family, self.model.kind
+        if family == "ctr" and kind != "embedding_mlp":
+            raise _field_error(("model", "kind"), f"ctr is categorical: use 'embedding_mlp', not {kind!r}")
+        if kind == "embedding_mlp" and family != "ctr":
+            raise _field_error(("model", "kind"), f"embedding_mlp needs categorical data (ctr), not {family!r}")
+        if kind == "cnn" and family == "spiral":
+            raise _field_error(("model", "kind"), "spiral points have no spatial shape: use 'mlp'")
+        augment = self.data.augment
+        if family == "ctr" and augment.enabled:
+            raise _field_error(("data", "augment"), "ctr is categorical and cannot be augmented")
+        if family == "spiral" and (augment.shift or augment.crop_padding or augment.hflip or augment.cutout):
+            raise _field_error(("data", "augment"), "spiral points take only noise_std")
+        return self
+
+
+class FieldError(BaseModel):
+    """One validation problem: the dotted path of the offending field and what is wrong."""
+
+    field: str
+    message: str
+
+
+def describe_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+    """Turn pydantic's errors into field paths and plain messages.
+
+    A model validator can only report its own location, so cross-field errors carry the offending
+    field's path relative to that model in ``ctx['field']``; it is appended here.
+    """
+    described = []
+    for error in exc.errors(include_url=False):
+        loc = [*prefix, *error["loc"]]
+        ctx = error.get("ctx") or {}
+        if error["type"] == _COMBINATION and ctx.get("field"):
+            loc.extend(str(ctx["field"]).split("."))
+            message = str(ctx["message"])
+        elif error["type"] == "literal_error":
+            message = f"{error['input']!r} is not one of {ctx.get('expected', '')}"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field"
+        else:
+            message = error["msg"]
+        described.append(FieldError(field=".".join(str(part) for part in loc) or "body", message=message))
+    return described
+
+
+_COMBINATION = "invalid_combination"
+
+
+def _field_error(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        _COMBINATION, "{field}: {message}", {"field": ".".join(map(str, loc)), "message": message}
+    )
+
+
+def _validate_nested(model: type[BaseModel], value: dict[str, Any], loc: tuple[str, ...]) -> None:
+    """Validate a free-form dict against the typed model chosen by another field."""
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        first = describe_errors(exc, loc)[0]
+        raise _field_error(tuple(first.field.split(".")), first.message) from None

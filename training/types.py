@@ -1,0 +1,73 @@
+"""The training core's public data types: what it reports through its callbacks.
+
+Plain dataclasses of Python numbers (no tensors), so that the worker can store them and the
+service and diagnosis can read them without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+SnapshotKind = Literal["gradient", "weight", "activation"]
+RunStatus = Literal["succeeded", "diverged", "stopped"]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    edges: list[float]  # bins + 1 edges over [min, max]
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The distribution of one tensor of one layer at one step.
+
+    stats keys: mean, std, min, max, l2, zero_fraction, nan_count, inf_count, p1, p50, p99,
+    unit_std (mean over inputs of the std across the layer's units: 0 when every unit is the same,
+    i.e. symmetry was never broken); activations add saturated_fraction and dead_fraction.
+    log_histogram is the histogram of log10|x| over the non-zero entries (gradients only).
+    """
+
+    step: int
+    kind: SnapshotKind
+    layer: str
+    depth: int  # 0 for the first parameterized layer, increasing towards the output
+    stats: dict[str, float]
+    histogram: Histogram
+    log_histogram: Histogram | None = None
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str  # fc1, fc2, ..., conv1, ..., embed1, ..., out
+    type: str  # linear | conv1d | conv2d | embedding
+    shape: list[int]  # the weight's shape
+    parameters: int
+    depth: int
+
+
+@dataclass
+class TrainingCallbacks:
+    """How the core reports; every callback is optional. None of them may raise to stop training:
+    stopping is asked for through should_stop, which is checked every step."""
+
+    on_layers: Callable[[list[LayerInfo]], None] | None = None
+    # step -> {metric name: value}; per-layer update ratios are named "update_ratio/<layer>".
+    on_metrics: Callable[[int, dict[str, float]], None] | None = None
+    on_snapshots: Callable[[int, list[Snapshot]], None] | None = None
+    on_progress: Callable[[int, int], None] | None = None  # (step, total_steps)
+    # Called after a checkpoint for `step` has been written completely to disk.
+    on_checkpoint: Callable[[int], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: RunStatus
+    steps_done: int
+    total_steps: int
+    device: str
+    summary: dict[str, float] = field(default_factory=dict)  # final_* and best_* metrics
+    reason: str | None = None  # e.g. "non-finite loss at step 12"
