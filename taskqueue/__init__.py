@@ -1,0 +1,54 @@
+"""The one Celery configuration shared by the API (which publishes) and the worker (which consumes).
+
+The broker carries job ids only, as JSON; the database holds the truth about a job. Tasks are
+acknowledged early on purpose: on Redis a late-acknowledged task that outlives the visibility
+timeout is delivered again while it still runs (celery issues 5935, 2599, 7651); a job lost with
+its worker is found by the reaper through its expired lease instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+RUN_JOB_TASK = "gradlab.run_job"
+
+
+def filesystem_transport_options(broker_dir: Path) -> dict[str, Any]:
+    """kombu's filesystem transport: a broker that needs no server (the embedded default)."""
+    queue_dir = broker_dir / "queue"
+    processed_dir = broker_dir / "processed"
+    for folder in (queue_dir, processed_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(queue_dir),
+        "data_folder_out": str(queue_dir),
+        "processed_folder": str(processed_dir),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+
+
+def make_celery(broker_url: str, *, queue: str, transport_options: dict[str, Any] | None = None) -> Celery:
+    app = Celery("gradlab", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],  # a pickled message is refused, never loaded
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        task_default_queue=queue,
+        task_routes={RUN_JOB_TASK: {"queue": queue}},
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options or {},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+def publish_job(app: Celery, job_id: str) -> None:
+    """Send a job id to the workers by task name (the API never imports the worker's code)."""
+    app.send_task(RUN_JOB_TASK, args=[job_id])
