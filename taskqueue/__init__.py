@@ -16,22 +16,10 @@ from celery import Celery
 RUN_JOB_TASK = "gradlab.run_job"
 
 
-def filesystem_transport_options(broker_dir: Path) -> dict[str, Any]:
-    """kombu's filesystem transport: a broker that needs no server (the embedded default)."""
-    queue_dir = broker_dir / "queue"
-    processed_dir = broker_dir / "processed"
-    for folder in (queue_dir, processed_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    return {
-        "data_folder_in": str(queue_dir),
-        "data_folder_out": str(queue_dir),
-        "processed_folder": str(processed_dir),
-        "store_processed": False,
-        "polling_interval": 0.1,
-    }
-
-
-def make_celery(broker_url: str, *, queue: str, transport_options: dict[str, Any] | None = None) -> Celery:
+def make_celery(
+    broker_url: str, *, queue: str, transport_options: dict[str, Any] | None = None
+) -> Celery:
+    _make_folders(transport_options or {})
     app = Celery("gradlab", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -47,6 +35,13 @@ def make_celery(broker_url: str, *, queue: str, transport_options: dict[str, Any
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def _make_folders(transport_options: dict[str, Any]) -> None:
+    """The filesystem transport fails on a folder that does not exist yet."""
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if key in transport_options:
+            Path(transport_options[key]).mkdir(parents=True, exist_ok=True)
 
 
 def publish_job(app: Celery, job_id: str) -> None:

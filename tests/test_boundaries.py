@@ -10,17 +10,40 @@ import pytest
 SERVER_SIDE = ["store", "service", "worker", "training", "diagnosis", "gradlab_server"]
 FORBIDDEN = {
     "gradlab_client": ["torch", "numpy", "sqlalchemy", "fastapi", "celery", *SERVER_SIDE],
-    "training": ["sqlalchemy", "fastapi", "celery", "httpx", "pydantic_settings", "store", "service", "worker"],
+    "training": [
+        "sqlalchemy",
+        "fastapi",
+        "celery",
+        "httpx",
+        "pydantic_settings",
+        "store",
+        "service",
+        "worker",
+    ],
     "store": ["torch", "fastapi", "celery", "training", "service", "worker"],
     "service": ["torch", "training", "worker"],
     "worker": ["fastapi", "service"],
-    "diagnosis": ["torch", "sqlalchemy", "fastapi", "celery", "store", "service", "worker", "training"],
+    "diagnosis": [
+        "torch",
+        "sqlalchemy",
+        "fastapi",
+        "celery",
+        "store",
+        "service",
+        "worker",
+        "training",
+    ],
 }
 
 
 def modules_loaded_by(module: str) -> set[str]:
-    code = f"import sys, json, importlib; importlib.import_module({module!r}); print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, json, importlib; "
+        f"importlib.import_module({module!r}); print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     return {name.split(".")[0] for name in json.loads(out)}
 
 
@@ -35,4 +58,6 @@ def test_package_imports_only_what_it_may(package: str) -> None:
     if not importable(package):
         pytest.skip(f"{package} is not written yet")
     loaded = modules_loaded_by(package)
-    assert not loaded & set(FORBIDDEN[package]), f"{package} pulled in {sorted(loaded & set(FORBIDDEN[package]))}"
+    assert not loaded & set(FORBIDDEN[package]), (
+        f"{package} pulled in {sorted(loaded & set(FORBIDDEN[package]))}"
+    )

@@ -24,7 +24,7 @@ from gradlab_client.spec import (
 
 DESCRIPTIONS: dict[str, dict[str, str]] = {
     "data.dataset": {
-        "mnist1d": "MNIST-1D: 40-sample sequences, 10 classes, generated offline (MLP ~68%, CNN ~94%)",
+        "mnist1d": "MNIST-1D: 40-sample sequences, 10 classes, generated offline",
         "digits": "scikit-learn's 1,797 handwritten digits, 8x8 pixels",
         "spiral": "the classic 2-D spiral, generated from the seed",
         "ctr": "synthetic sparse click data: categorical fields of skewed frequency",
@@ -73,7 +73,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "sgd": "plain stochastic gradient descent",
         "momentum": "SGD with momentum",
         "nesterov": "SGD with Nesterov momentum",
-        "adagrad": "per-parameter steps that shrink with accumulated squared gradients: sparse data",
+        "adagrad": "per-parameter steps shrinking with accumulated squared gradients: sparse data",
         "rmsprop": "per-parameter steps from a running average of squared gradients",
         "adam": "momentum plus RMSProp scaling, bias-corrected: forgiving about the learning rate",
         "adamw": "Adam with decoupled weight decay",

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gradlab_client.spec import DataSpec, JobSpec, ModelSpec
+from gradlab_client.spec import AugmentSpec, DataSpec, JobSpec, ModelSpec
 
 DataKind = Literal["vector", "sequence", "image", "categorical"]
 
@@ -63,7 +63,7 @@ class Estimate:
 
 def split(rows: int, val_fraction: float) -> tuple[int, int]:
     """Train and validation sizes of a set without a fixed test split (the core uses this too)."""
-    n_val = max(1, int(round(rows * val_fraction)))
+    n_val = max(1, round(rows * val_fraction))
     return rows - n_val, n_val
 
 
@@ -76,10 +76,22 @@ def data_shape(data: DataSpec, upload: UploadInfo | None = None) -> DataShape:
     if family == "digits":
         return DataShape("image", (1, 8, 8), 10, *split(DIGITS_ROWS, data.val_fraction))
     if family == "spiral":
-        return DataShape("vector", (2,), options.classes, *split(options.classes * options.points, data.val_fraction))
+        return DataShape(
+            "vector",
+            (2,),
+            options.classes,
+            *split(options.classes * options.points, data.val_fraction),
+        )
     if family == "ctr":
         n_train, n_val = split(options.rows, data.val_fraction)
-        return DataShape("categorical", (options.fields,), 2, n_train, n_val, (options.cardinality,) * options.fields)
+        return DataShape(
+            "categorical",
+            (options.fields,),
+            2,
+            n_train,
+            n_val,
+            (options.cardinality,) * options.fields,
+        )
     if family == "cifar10":
         n_train = min(CIFAR10_TRAIN_ROWS, options.limit or CIFAR10_TRAIN_ROWS)
         return DataShape("image", (3, 32, 32), 10, n_train, CIFAR10_TEST_ROWS)
@@ -114,15 +126,27 @@ def plan_layers(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
     narrowing = 2 if model.activation == "maxout" else 1  # maxout takes the max of unit pairs
     if model.kind == "embedding_mlp":
         width = 0
+        weight: tuple[int, ...]
         for index, cardinality in enumerate(shape.cardinalities):
             weight = (cardinality, model.embedding_dim)
-            layers.append(LayerPlan(f"embed{index + 1}", "embedding", weight, math.prod(weight), model.embedding_dim, False))
+            layers.append(
+                LayerPlan(
+                    f"embed{index + 1}",
+                    "embedding",
+                    weight,
+                    math.prod(weight),
+                    model.embedding_dim,
+                    False,
+                )
+            )
             width += model.embedding_dim
     elif model.kind == "cnn":
         channels, *spatial = conv_input_shape(shape)
         conv_type = "conv1d" if len(spatial) == 1 else "conv2d"
         for index, conv in enumerate(model.conv):
-            spatial = [(size + 2 * conv.padding - conv.kernel) // conv.stride + 1 for size in spatial]
+            spatial = [
+                (size + 2 * conv.padding - conv.kernel) // conv.stride + 1 for size in spatial
+            ]
             if conv.pool:
                 spatial = [size // 2 for size in spatial]
             if min(spatial) < 1:
@@ -130,7 +154,16 @@ def plan_layers(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
             weight = (conv.channels, channels, *([conv.kernel] * len(spatial)))
             out_channels = conv.channels // narrowing
             parameters = math.prod(weight) + conv.channels + bn * conv.channels
-            layers.append(LayerPlan(f"conv{index + 1}", conv_type, weight, parameters, out_channels * math.prod(spatial), True))
+            layers.append(
+                LayerPlan(
+                    f"conv{index + 1}",
+                    conv_type,
+                    weight,
+                    parameters,
+                    out_channels * math.prod(spatial),
+                    True,
+                )
+            )
             channels = out_channels
         width = channels * math.prod(spatial)
     else:
@@ -138,11 +171,43 @@ def plan_layers(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
     for index, units in enumerate(model.hidden):
         weight = (units, width)
         parameters = units * width + units + bn * units
-        layers.append(LayerPlan(f"fc{index + 1}", "linear", weight, parameters, units // narrowing, True))
+        layers.append(
+            LayerPlan(f"fc{index + 1}", "linear", weight, parameters, units // narrowing, True)
+        )
         width = units // narrowing
     weight = (shape.num_classes, width)
-    layers.append(LayerPlan("out", "linear", weight, math.prod(weight) + shape.num_classes, shape.num_classes, False))
+    layers.append(
+        LayerPlan(
+            "out", "linear", weight, math.prod(weight) + shape.num_classes, shape.num_classes, False
+        )
+    )
     return layers
+
+
+POSITIONAL_AUGMENTS = ("shift", "crop_padding", "hflip", "cutout")
+
+
+def augment_problem(augment: AugmentSpec, kind: DataKind) -> tuple[str, str] | None:
+    """(field, reason) when the data's kind cannot take an augmentation the spec asks for.
+
+    The spec alone cannot always tell (an upload's shape is known only to the service), so this
+    runs with the estimate, and the training core refuses the same cases.
+    """
+    if kind == "categorical" and augment.enabled:
+        return "data.augment", "categorical ids cannot be augmented"
+    if kind == "vector":
+        for name in POSITIONAL_AUGMENTS:
+            if getattr(augment, name):
+                return (
+                    f"data.augment.{name}",
+                    "vector data has no positions: it takes only noise_std",
+                )
+    if kind == "sequence" and augment.hflip:
+        return (
+            "data.augment.hflip",
+            "hflip mirrors images; reversing a sequence can change its class",
+        )
+    return None
 
 
 def total_steps(spec: JobSpec, n_train: int) -> int:
@@ -156,6 +221,9 @@ def estimate(spec: JobSpec, upload: UploadInfo | None = None) -> Estimate:
     """Everything a scheduler must know before building the spec; raises ValueError naming the
     field when the layers cannot be built (a conv stack that shrinks the input to nothing)."""
     shape = data_shape(spec.data, upload)
+    problem = augment_problem(spec.data.augment, shape.kind)
+    if problem is not None:
+        raise ValueError(f"{problem[0]}: {problem[1]}")
     layers = plan_layers(spec.model, shape)
     per_example = math.prod(shape.input_shape) + sum(layer.output_elements for layer in layers)
     # Pre-activations, activations (and batch norm outputs) are all kept for backward: about 3x.

@@ -15,12 +15,29 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticCustomError
 
 Activation = Literal[
-    "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "maxout",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "softplus",
+    "maxout",
     "linear",
 ]
 InitScheme = Literal[
-    "default", "zeros", "constant", "normal", "uniform", "xavier_normal", "xavier_uniform",
-    "kaiming_normal", "kaiming_uniform", "orthogonal",
+    "default",
+    "zeros",
+    "constant",
+    "normal",
+    "uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "orthogonal",
 ]
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 ScheduleName = Literal["constant", "step", "exponential", "cosine"]
@@ -34,6 +51,7 @@ BuiltinDataset = Literal["mnist1d", "digits", "spiral", "ctr", "cifar10"]
 
 BUILTIN_DATASETS: tuple[str, ...] = get_args(BuiltinDataset)
 SNAPSHOT_KINDS: tuple[str, ...] = get_args(SnapshotKind)
+ALL_SNAPSHOT_KINDS: tuple[SnapshotKind, ...] = ("gradient", "weight", "activation")
 UPLOAD_PATTERN = re.compile(r"^upload:[A-Za-z0-9_-]{1,64}$")
 # Activations that saturate at a bound; the others are the ReLU family (may die) or linear.
 SATURATING_ACTIVATIONS = frozenset({"sigmoid", "tanh"})
@@ -140,7 +158,9 @@ class InitSpec(_Strict):
     scheme: InitScheme = "default"
     std: float = Field(0.01, gt=0.0, le=100.0, description="std of 'normal'")
     value: float = Field(0.0, ge=-100.0, le=100.0, description="value of 'constant'")
-    gain: float = Field(1.0, gt=0.0, le=100.0, description="gain of xavier/orthogonal, bound of 'uniform'")
+    gain: float = Field(
+        1.0, gt=0.0, le=100.0, description="gain of xavier/orthogonal, bound of 'uniform'"
+    )
 
 
 class ModelSpec(_Strict):
@@ -163,7 +183,8 @@ class ModelSpec(_Strict):
             for index, width in enumerate(self.hidden):
                 if width % 2:
                     raise _field_error(
-                        ("hidden", index), f"maxout pairs units, so widths must be even, got {width}"
+                        ("hidden", index),
+                        f"maxout pairs units, so widths must be even, got {width}",
                     )
             for index, conv in enumerate(self.conv):
                 if conv.channels % 2:
@@ -178,7 +199,9 @@ class OptimizerSpec(_Strict):
     name: OptimizerName = "adam"
     lr: float = Field(1e-3, gt=0.0, le=1e4)
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="momentum and nesterov (and rmsprop)")
-    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (
+    betas: tuple[
+        Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]
+    ] = (
         0.9,
         0.999,
     )
@@ -190,7 +213,9 @@ class ScheduleSpec(_Strict):
     name: ScheduleName = "constant"
     warmup_steps: int = Field(0, ge=0, description="linear warm-up from lr/warmup_steps")
     step_size: int = Field(100, ge=1, description="steps between decays of 'step'")
-    gamma: float = Field(0.5, gt=0.0, le=1.0, description="decay factor of 'step' and 'exponential'")
+    gamma: float = Field(
+        0.5, gt=0.0, le=1.0, description="decay factor of 'step' and 'exponential'"
+    )
 
 
 class RegularizationSpec(_Strict):
@@ -214,7 +239,8 @@ class TrainingSpec(_Strict):
             raise _field_error(("steps",), "set exactly one of training.steps or training.epochs")
         if self.precision == "bf16" and self.device != "cuda":
             raise _field_error(
-                ("precision",), f"bf16 runs on CUDA only: set training.device to 'cuda', not {self.device!r}"
+                ("precision",),
+                f"bf16 runs on CUDA only: set training.device to 'cuda', not {self.device!r}",
             )
         return self
 
@@ -222,7 +248,7 @@ class TrainingSpec(_Strict):
 class TelemetrySpec(_Strict):
     snapshot_every: int = Field(50, ge=1)
     bins: int = Field(64, ge=2)
-    kinds: list[SnapshotKind] = Field(default_factory=lambda: list(SNAPSHOT_KINDS), max_length=3)
+    kinds: list[SnapshotKind] = Field(default_factory=lambda: list(ALL_SNAPSHOT_KINDS), max_length=3)
 
 
 class JobSpec(_Strict):
@@ -239,16 +265,27 @@ class JobSpec(_Strict):
     def _check_combinations(self) -> JobSpec:
         family, kind = self.data.family, self.model.kind
         if family == "ctr" and kind != "embedding_mlp":
-            raise _field_error(("model", "kind"), f"ctr is categorical: use 'embedding_mlp', not {kind!r}")
+            raise _field_error(
+                ("model", "kind"), f"ctr is categorical: use 'embedding_mlp', not {kind!r}"
+            )
         if kind == "embedding_mlp" and family != "ctr":
-            raise _field_error(("model", "kind"), f"embedding_mlp needs categorical data (ctr), not {family!r}")
+            raise _field_error(
+                ("model", "kind"), f"embedding_mlp needs categorical data (ctr), not {family!r}"
+            )
         if kind == "cnn" and family == "spiral":
             raise _field_error(("model", "kind"), "spiral points have no spatial shape: use 'mlp'")
         augment = self.data.augment
         if family == "ctr" and augment.enabled:
             raise _field_error(("data", "augment"), "ctr is categorical and cannot be augmented")
-        if family == "spiral" and (augment.shift or augment.crop_padding or augment.hflip or augment.cutout):
+        if family == "spiral" and (
+            augment.shift or augment.crop_padding or augment.hflip or augment.cutout
+        ):
             raise _field_error(("data", "augment"), "spiral points take only noise_std")
+        if family == "mnist1d" and augment.hflip:
+            raise _field_error(
+                ("data", "augment", "hflip"),
+                "hflip mirrors images; reversing a sequence can change its class",
+            )
         return self
 
 
@@ -278,7 +315,9 @@ def describe_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) ->
             message = "unknown field"
         else:
             message = error["msg"]
-        described.append(FieldError(field=".".join(str(part) for part in loc) or "body", message=message))
+        described.append(
+            FieldError(field=".".join(str(part) for part in loc) or "body", message=message)
+        )
     return described
 
 

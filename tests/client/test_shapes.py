@@ -1,7 +1,6 @@
 """The torch-free estimate: data shapes, layer plans, parameter counts and steps."""
 
 import pytest
-
 from gradlab_client import JobSpec
 from gradlab_client.shapes import UploadInfo, estimate
 
@@ -43,15 +42,22 @@ def test_a_conv_stack_that_shrinks_to_nothing_is_refused() -> None:
 
 
 def test_epochs_become_steps_from_the_split() -> None:
-    result = estimate(spec(training={"epochs": 3, "batch_size": 100}, data={"dataset": "digits", "val_fraction": 0.2}))
+    result = estimate(
+        spec(
+            training={"epochs": 3, "batch_size": 100},
+            data={"dataset": "digits", "val_fraction": 0.2},
+        )
+    )
     assert result.shape.n_train == 1797 - 359
     assert result.total_steps == 3 * 15
 
 
 def test_embedding_parameters_scale_with_cardinality() -> None:
     result = estimate(
-        spec(data={"dataset": "ctr", "options": {"fields": 4, "cardinality": 100}},
-             model={"kind": "embedding_mlp", "embedding_dim": 5, "hidden": [8]})
+        spec(
+            data={"dataset": "ctr", "options": {"fields": 4, "cardinality": 100}},
+            model={"kind": "embedding_mlp", "embedding_dim": 5, "hidden": [8]},
+        )
     )
     assert result.parameters == 4 * 100 * 5 + (20 * 8 + 8) + (8 * 2 + 2)
 
@@ -62,3 +68,11 @@ def test_uploads_need_their_shape() -> None:
         estimate(raw)
     result = estimate(raw, UploadInfo(x_shape=(100, 3, 16, 16), num_classes=4))
     assert result.shape.kind == "image" and result.shape.n_train == 80
+
+
+def test_augmentations_the_data_cannot_take_are_refused_with_the_field() -> None:
+    upload = UploadInfo(x_shape=(100, 20), num_classes=3)
+    with pytest.raises(ValueError, match=r"data\.augment\.shift"):
+        estimate(spec(data={"dataset": "upload:abc", "augment": {"shift": 2}}), upload)
+    noisy = estimate(spec(data={"dataset": "upload:abc", "augment": {"noise_std": 0.1}}), upload)
+    assert noisy.shape.kind == "vector"

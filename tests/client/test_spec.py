@@ -3,10 +3,9 @@
 from typing import Any, get_args
 
 import pytest
-from pydantic import ValidationError
-
 from gradlab_client import JobSpec, describe_errors
 from gradlab_client.catalog import DESCRIPTIONS, ENUMS, enum_values
+from pydantic import ValidationError
 
 
 def errors_of(raw: dict[str, Any]) -> dict[str, str]:
@@ -33,13 +32,24 @@ def test_minimal_spec_gets_documented_defaults() -> None:
         ({"team": "other"}, "team", "unknown field"),
         ({"data": {"dataset": "imagenet"}}, "data.dataset", "'imagenet' is not one of"),
         ({"data": {"dataset": "spiral", "options": {"noise": -1}}}, "data.options.noise", ">= 0"),
-        ({"data": {"dataset": "spiral", "options": {"rows": 5}}}, "data.options.rows", "unknown field"),
+        (
+            {"data": {"dataset": "spiral", "options": {"rows": 5}}},
+            "data.options.rows",
+            "unknown field",
+        ),
         ({"training": {"steps": 5, "epochs": 2}}, "training.steps", "exactly one"),
         ({"training": {"steps": 5, "precision": "bf16"}}, "training.precision", "CUDA only"),
         ({"model": {"activation": "maxout", "hidden": [8, 7]}}, "model.hidden.1", "even"),
-        ({"data": {"dataset": "ctr"}, "model": {"kind": "cnn", "conv": [{"channels": 4}]}},
-         "model.kind", "embedding_mlp"),
-        ({"data": {"dataset": "digits"}, "model": {"kind": "embedding_mlp"}}, "model.kind", "categorical"),
+        (
+            {"data": {"dataset": "ctr"}, "model": {"kind": "cnn", "conv": [{"channels": 4}]}},
+            "model.kind",
+            "embedding_mlp",
+        ),
+        (
+            {"data": {"dataset": "digits"}, "model": {"kind": "embedding_mlp"}},
+            "model.kind",
+            "categorical",
+        ),
         ({"model": {"kind": "cnn"}}, "model.conv", "at least one conv"),
         ({"data": {"dataset": "spiral", "augment": {"hflip": True}}}, "data.augment", "noise_std"),
     ],
@@ -51,19 +61,26 @@ def test_bad_specs_name_the_field(raw: dict[str, Any], field: str, needle: str) 
         merged["training"] = raw["training"]
     found = errors_of(merged)
     assert field in found, found
-    assert needle.replace(">= ", "greater than or equal to ") in found[field] or needle in found[field]
+    assert (
+        needle.replace(">= ", "greater than or equal to ") in found[field] or needle in found[field]
+    )
 
 
 def test_upload_ids_are_accepted_and_parsed() -> None:
     spec = JobSpec.model_validate({"data": {"dataset": "upload:ab12_-"}, "training": {"steps": 1}})
     assert spec.data.family == "upload" and spec.data.upload_id == "ab12_-"
-    assert "data.dataset" in errors_of({"data": {"dataset": "upload:../etc"}, "training": {"steps": 1}})
+    assert "data.dataset" in errors_of(
+        {"data": {"dataset": "upload:../etc"}, "training": {"steps": 1}}
+    )
 
 
 def test_spec_round_trips_through_json() -> None:
     spec = JobSpec.model_validate(
-        {"data": {"dataset": "mnist1d"}, "model": {"kind": "cnn", "conv": [{"channels": 8, "pool": "max"}]},
-         "training": {"epochs": 2}}
+        {
+            "data": {"dataset": "mnist1d"},
+            "model": {"kind": "cnn", "conv": [{"channels": 8, "pool": "max"}]},
+            "training": {"epochs": 2},
+        }
     )
     assert JobSpec.model_validate_json(spec.model_dump_json()) == spec
 

@@ -1,0 +1,161 @@
+"""`client.jobs`: submit, list, follow and cancel training jobs; read their metrics, layers and
+per-layer distribution snapshots."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from gradlab_client._http import HTTP
+from gradlab_client._progress import ProgressBar
+from gradlab_client.errors import Timeout
+from gradlab_client.models import (
+    Job,
+    JobPage,
+    JobStatus,
+    Layer,
+    MetricsResponse,
+    Snapshot,
+    SnapshotKind,
+    SnapshotPage,
+)
+from gradlab_client.results import MetricsResult, Pager, SnapshotIterator
+from gradlab_client.spec import JobSpec
+
+LayerList = list[Layer]  # module-level: inside the class `list` is the method of that name
+
+
+class Jobs:
+    def __init__(self, http: HTTP) -> None:
+        self._http = http
+
+    def create(
+        self, spec: JobSpec | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Job:
+        """Submit a job. A plain mapping is sent as it is and validated by the service, whose
+        422 names the offending field (ValidationError.field and .errors).
+
+        With an idempotency key the call is retried on transient failures, and sending the same
+        spec with the same key again returns the job created the first time (a different spec
+        with that key raises Conflict). Without a key it is sent exactly once.
+        """
+        body = spec.model_dump(mode="json") if isinstance(spec, JobSpec) else dict(spec)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        response = self._http.request(
+            "POST", "/v1/jobs", json=body, headers=headers, retry=idempotency_key is not None
+        )
+        return Job.model_validate_json(response.content)
+
+    def get(self, job_id: str) -> Job:
+        response = self._http.request("GET", _job_path(job_id), retry=True)
+        return Job.model_validate_json(response.content)
+
+    def list(
+        self, *, status: JobStatus | None = None, name: str | None = None, page_size: int = 50
+    ) -> Iterator[Job]:
+        """Every job of the team matching the filters, newest first, fetched a page at a time."""
+
+        def fetch(cursor: str | None) -> tuple[Sequence[Job], str | None]:
+            params = {"status": status, "name": name, "limit": page_size, "cursor": cursor}
+            response = self._http.request("GET", "/v1/jobs", params=params, retry=True)
+            page = JobPage.model_validate_json(response.content)
+            return page.items, page.next_cursor
+
+        return iter(Pager(fetch))
+
+    def cancel(self, job_id: str) -> Job:
+        """Ask a job to stop. Cancelling is cooperative: the job becomes `cancelled` when its
+        worker next checks in; use wait() to see it happen. Safe to repeat, so it is retried."""
+        response = self._http.request("POST", f"{_job_path(job_id)}/cancel", retry=True)
+        return Job.model_validate_json(response.content)
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+        progress: bool = True,
+    ) -> Job:
+        """Poll until the job is succeeded, failed, cancelled or diverged, and return it.
+
+        A progress bar is drawn on stderr when `progress` and stderr is a terminal. Raises
+        Timeout (with the last job state seen) once `timeout` seconds have passed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = ProgressBar(enabled=progress)
+        try:
+            while True:
+                job = self.get(job_id)
+                bar.update(job)
+                if job.done:
+                    return job
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Timeout(
+                        f"job {job_id} is still {job.status} after {timeout:g}s", job=job
+                    )
+                time.sleep(poll_interval if left is None else min(poll_interval, left))
+        finally:
+            bar.close()
+
+    def metrics(
+        self,
+        job_id: str,
+        *,
+        names: Sequence[str] | str | None = None,
+        max_points: int | None = 1000,
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> MetricsResult:
+        """The job's metric series (all of them, or `names`), each downsampled by the service to
+        at most `max_points` points in a way that keeps spikes."""
+        joined = names if isinstance(names, str) or names is None else ",".join(names)
+        params = {
+            "names": joined or None,
+            "max_points": max_points,
+            "start_step": start_step,
+            "end_step": end_step,
+        }
+        path = f"{_job_path(job_id)}/metrics"
+        response = self._http.request("GET", path, params=params, retry=True)
+        return MetricsResult(MetricsResponse.model_validate_json(response.content).series)
+
+    def layers(self, job_id: str) -> LayerList:
+        """The layers the job's model is built of, in order (what `layer=` of snapshots takes)."""
+        response = self._http.request("GET", f"{_job_path(job_id)}/layers", retry=True)
+        return [Layer.model_validate(item) for item in response.json()]
+
+    def snapshots(
+        self,
+        job_id: str,
+        *,
+        kind: SnapshotKind | None = None,
+        layer: str | None = None,
+        step: int | None = None,
+        start_step: int | None = None,
+        end_step: int | None = None,
+        page_size: int = 100,
+    ) -> SnapshotIterator:
+        """Per-layer distribution snapshots (statistics and histograms), fetched page by page
+        as the result is iterated; `.to_pandas()` reads them all into a DataFrame."""
+        base = {
+            "kind": kind, "layer": layer, "step": step,
+            "start_step": start_step, "end_step": end_step, "limit": page_size,
+        }
+
+        def fetch(cursor: str | None) -> tuple[Sequence[Snapshot], str | None]:
+            params = {**base, "cursor": cursor}
+            path = f"{_job_path(job_id)}/snapshots"
+            response = self._http.request("GET", path, params=params, retry=True)
+            page = SnapshotPage.model_validate_json(response.content)
+            return page.items, page.next_cursor
+
+        return SnapshotIterator(fetch)
+
+
+def _job_path(job_id: str) -> str:
+    # Quoted so an id read from a file or a user cannot step into another route ("../").
+    return f"/v1/jobs/{quote(job_id, safe='')}"

@@ -1,0 +1,87 @@
+"""create_app(settings): the one place the API is assembled. Nothing is built at import time.
+
+The app refuses to start on a database whose schema is not at the migrations' head: running old
+code against a new schema (or the reverse) corrupts data quietly, so `gradlab-server migrate`
+must run first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from celery import Celery
+from fastapi import FastAPI
+
+from service.body_limit import BodyLimit, Limit
+from service.deps import Services
+from service.problems import document_problem_media_type, install_handlers
+from service.routes import catalog, datasets, health, jobs, telemetry
+from store.db import Database
+from store.migrate import is_at_head
+from store.settings import Settings
+from taskqueue import make_celery
+
+DESCRIPTION = """Train neural networks from a job spec and inspect how they learn: per-step
+metrics and per-layer distributions of gradients, weights and activations.
+
+Every route but `/healthz` and `/readyz` needs `Authorization: Bearer <key>`. A key belongs to a
+team, and a team sees only its own jobs and data sets. Every error is `application/problem+json`
+with a stable `code` and the offending `field`."""
+
+
+class SchemaNotAtHead(RuntimeError):
+    """The database's schema differs from the code's migrations: run `gradlab-server migrate`."""
+
+
+def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastAPI:
+    """Build the API for these settings; pass `celery_app` to publish to a broker of your own."""
+    services = Services(
+        settings=settings,
+        db=Database.from_settings(settings),
+        celery=celery_app or make_celery(
+            settings.broker_url, queue=settings.task_queue,
+            transport_options=settings.broker_transport_options,
+        ),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            if not is_at_head(services.db.engine):
+                raise SchemaNotAtHead("the database schema is not at the migrations' head: "
+                                      "run `gradlab-server migrate`")
+            yield
+        finally:
+            services.db.close()
+            if celery_app is None:
+                services.celery.close()
+
+    app = FastAPI(
+        title="gradlab", version="1", description=DESCRIPTION, lifespan=lifespan,
+    )
+    default_limit = Limit(settings.max_request_bytes,
+                          f"request bodies are limited to {settings.max_request_bytes:,} bytes")
+    app.add_middleware(BodyLimit, default=default_limit, routes=datasets.body_limits(settings))
+    app.state.services = services
+    _document_problems(app)
+    install_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(telemetry.router)
+    app.include_router(catalog.router)
+    app.include_router(datasets.router)
+    return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Extend the generated OpenAPI document (FastAPI's documented way: replace app.openapi)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problem_media_type(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,74 @@
+"""The dependencies routes declare: the app's services, the caller's team, the job in the path.
+
+The store is synchronous, so these (and the routes) are plain functions that FastAPI runs in its
+thread pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from gradlab_client.models import Job
+
+from service.errors import Unauthorized
+from store import jobs, teams
+from store.db import Database
+from store.settings import Settings
+from store.teams import Team
+
+
+@dataclass(frozen=True)
+class Services:
+    """What create_app builds once and every request shares."""
+
+    settings: Settings
+    db: Database
+    celery: Celery
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+# auto_error=False: a missing or malformed header becomes our own 401 problem, not FastAPI's.
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="api_key",
+    description="An API key of your team: `Authorization: Bearer glk_...`.",
+)
+
+
+def current_team(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Team:
+    if credentials is None:
+        raise Unauthorized("send an API key as `Authorization: Bearer <key>`",
+                           field="Authorization")
+    with services.db.read() as session:
+        team = teams.authenticate(session, key=credentials.credentials)
+    if team is None:
+        raise Unauthorized("the API key is unknown or revoked", field="Authorization")
+    return team
+
+
+CurrentTeam = Annotated[Team, Depends(current_team)]
+
+
+def team_job(
+    job_id: Annotated[str, Path(description="The job's id, as returned when it was submitted.")],
+    team: CurrentTeam,
+    services: ServicesDep,
+) -> Job:
+    """The caller's job; another team's job is 404 like an unknown id, so ids cannot be probed."""
+    with services.db.read() as session:
+        return jobs.get_job(session, team_id=team.id, job_id=job_id)
+
+
+JobDep = Annotated[Job, Depends(team_job)]

@@ -1,0 +1,140 @@
+"""Every error response is built here, as application/problem+json (RFC 9457) naming the field.
+
+Routes and dependencies raise (store errors, service errors, FastAPI's validation and HTTP
+errors); the handlers installed by ``install_handlers`` turn each into a ``Problem`` so that a
+client handles one shape. Unknown exceptions become a bare 500: the traceback, SQL and paths go to
+the log, never to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from gradlab_client.models import Problem
+from gradlab_client.spec import FieldError, describe_errors
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from service.errors import ApiError
+from store.errors import QuotaExceeded, StoreError, Unavailable
+
+PROBLEM_JSON = "application/problem+json"
+# Seconds a client should wait before retrying when the database is down or a quota is full.
+RETRY_AFTER = {Unavailable: "5", QuotaExceeded: "30"}
+
+
+def problem_response(
+    status: int,
+    *,
+    code: str,
+    detail: str | None = None,
+    field: str | None = None,
+    errors: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    if field and detail and not errors:
+        errors = [FieldError(field=field, message=detail)]
+    problem = Problem(
+        title=_title(status), status=status, detail=detail, code=code, field=field,
+        errors=list(errors),
+    )
+    return JSONResponse(
+        problem.model_dump(mode="json"), status_code=status, headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def field_errors(errors: Sequence[Any]) -> list[FieldError]:
+    """FastAPI's validation errors as the contract's FieldErrors.
+
+    describe_errors is the one place that knows how a cross-field error of the spec names its
+    field (model.init.scheme, model.hidden.1); it reads only ``errors()``, so FastAPI's error dicts
+    are handed to it as they are, with the leading "body"/"query"/"header" location stripped.
+    """
+    stripped = [{**error, "loc": tuple(error["loc"])[1:]} for error in errors]
+    described = describe_errors(cast(ValidationError, _Errors(stripped)))
+    for index, error in enumerate(errors):
+        if error.get("type") == "json_invalid":
+            described[index] = FieldError(field="body", message="the body is not valid JSON")
+    return described
+
+
+class _Errors:
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self._errors = errors
+
+    def errors(self, **_: Any) -> list[dict[str, Any]]:
+        return self._errors
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StoreError | ApiError)
+    headers: dict[str, str] = {}
+    for kind, seconds in RETRY_AFTER.items():
+        if isinstance(exc, kind):
+            headers["Retry-After"] = seconds
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem_response(
+        exc.status, code=exc.code, detail=exc.message, field=exc.field, headers=headers or None
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = field_errors(exc.errors())
+    first = errors[0] if errors else FieldError(field="body", message="invalid request")
+    return problem_response(
+        422, code="invalid_request", detail=first.message, field=first.field, errors=errors
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _title(exc.status_code).lower().replace(" ", "_").replace("-", "_")
+    detail = str(exc.detail) if exc.detail != _title(exc.status_code) else None
+    return problem_response(exc.status_code, code=code, detail=detail, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette re-raises the exception after this response is sent, so the server logs the
+    # traceback once; the caller only learns that something failed.
+    return problem_response(500, code="internal_error", detail="an unexpected error occurred")
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StoreError, _domain_error)
+    app.add_exception_handler(ApiError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem responses a route may return, for the OpenAPI reader."""
+    return {status: {"model": Problem, "description": _title(status)} for status in statuses}
+
+
+def document_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI files a response `model` under application/json; error bodies are sent as
+    application/problem+json, so the document says so."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if schema.get("$ref", "").endswith("/Problem"):
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return openapi

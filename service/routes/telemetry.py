@@ -1,0 +1,78 @@
+"""What a job recorded: metric series, its layers, and per-layer distribution snapshots."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from gradlab_client.models import Layer, MetricsResponse, SnapshotKind, SnapshotPage
+
+from service.deps import JobDep, ServicesDep
+from service.problems import problem_doc
+from store import metrics, snapshots
+
+router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["telemetry"],
+                   responses=problem_doc(401, 404, 422, 503))
+
+Step = Annotated[int | None, Query(ge=0)]
+
+
+@router.get("/metrics", summary="Metric series of a job")
+def get_metrics(
+    job: JobDep,
+    services: ServicesDep,
+    names: Annotated[list[str] | None, Query(
+        description="Series to return, comma-separated or repeated (`names=loss&names=val_acc`)."
+        " Default: every series of the job.")] = None,
+    start_step: Step = None,
+    end_step: Step = None,
+    max_points: Annotated[int | None, Query(
+        ge=2, le=100_000, description="Most points per series (default 1000).")] = None,
+) -> MetricsResponse:
+    """Per-step series (loss, accuracy, learning rate, ...) in step order. A series longer than
+    `max_points` is downsampled on the server keeping each bucket's lowest and highest point, so
+    a one-step spike stays visible at any zoom. Non-finite values (a diverged loss) are null."""
+    with services.db.read() as session:
+        series = metrics.query_series(
+            session, job_id=job.id, names=_split_names(names), start_step=start_step,
+            end_step=end_step,
+            max_points=max_points or services.settings.metrics_max_points_default,
+        )
+    return MetricsResponse(series=series)
+
+
+@router.get("/layers", summary="Layers of a job's model")
+def get_layers(job: JobDep, services: ServicesDep) -> list[Layer]:
+    """The model's parameterized layers from input to output, as the worker built them: name,
+    type, weight shape, parameter count and depth. Empty until the job has started."""
+    with services.db.read() as session:
+        return snapshots.list_layers(session, job_id=job.id)
+
+
+@router.get("/snapshots", summary="Distribution snapshots of a job")
+def get_snapshots(
+    job: JobDep,
+    services: ServicesDep,
+    kind: Annotated[SnapshotKind | None, Query(description="gradient, weight or activation.")]
+    = None,
+    layer: Annotated[str | None, Query(max_length=100, description="One layer's name.")] = None,
+    step: Annotated[int | None, Query(ge=0, description="Exactly this step.")] = None,
+    start_step: Step = None,
+    end_step: Step = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Snapshots per page.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> SnapshotPage:
+    """Per-layer statistics (mean, std, min, max, norm, zero fraction, NaN and Inf counts,
+    percentiles) with a histogram, and for gradients a histogram of log10|g|. Ordered by step,
+    then kind, then from the input layer to the output; filters combine."""
+    with services.db.read() as session:
+        return snapshots.query_snapshots(
+            session, job_id=job.id, kind=kind, layer=layer, step=step, start_step=start_step,
+            end_step=end_step, limit=limit, cursor=cursor,
+        )
+
+
+def _split_names(names: list[str] | None) -> list[str] | None:
+    if not names:
+        return None
+    return [name.strip() for raw in names for name in raw.split(",") if name.strip()]

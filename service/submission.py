@@ -1,0 +1,74 @@
+"""Submitting a job: check it against the caps, commit it as queued, then hand its id to the broker.
+
+The order matters: the row is committed before the id is published, so a worker never receives an
+id it cannot read. A failed publish leaves the job queued in the database, where the worker's
+reconciler finds it and publishes it again, so the submit still succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from gradlab_client.shapes import UploadInfo
+from gradlab_client.spec import JobSpec
+
+from service.deps import Services
+from service.errors import InvalidSpec
+from service.limits import check_limits
+from store import datasets, jobs
+from store.errors import NotFound
+from store.jobs import CreatedJob
+from store.teams import Team
+from taskqueue import publish_job
+
+log = logging.getLogger(__name__)
+
+
+def submit_job(
+    services: Services, *, team: Team, spec: JobSpec, idempotency_key: str | None
+) -> CreatedJob:
+    """Create (or, for a repeated Idempotency-Key, find) the team's job and enqueue a new one."""
+    settings = services.settings
+    upload = resolve_upload(services, team=team, spec=spec)
+    estimate = check_limits(spec, settings, upload)
+    with services.db.transaction() as session:
+        created = jobs.create_job(
+            session, team_id=team.id, spec=spec, total_steps=estimate.total_steps,
+            idempotency_key=idempotency_key, request_hash=request_hash(spec),
+            max_queued=settings.max_queued_jobs_per_team,
+        )
+    if created.created:
+        _publish(services, created.job.id)
+    return created
+
+
+def resolve_upload(services: Services, *, team: Team, spec: JobSpec) -> UploadInfo | None:
+    """The shape of the team's uploaded data set named by data.dataset, if it names one."""
+    if spec.data.upload_id is None:
+        return None
+    try:
+        with services.db.read() as session:
+            found = datasets.get_dataset_file(session, team_id=team.id,
+                                              dataset_id=spec.data.upload_id)
+    except NotFound:
+        raise InvalidSpec(f"{spec.data.dataset!r} is not one of your team's uploads (see "
+                          "GET /v1/datasets)", field="data.dataset") from None
+    return UploadInfo(x_shape=(found.rows, *found.x_shape), num_classes=found.num_classes,
+                      test_rows=found.test_rows)
+
+
+def request_hash(spec: JobSpec) -> str:
+    """A fingerprint of the validated spec: bodies that differ only in spacing, key order or
+    spelled-out defaults are the same request."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _publish(services: Services, job_id: str) -> None:
+    try:
+        publish_job(services.celery, job_id)
+    except Exception:
+        # The job is committed as queued; the reconciler re-publishes what the broker lost.
+        log.warning("could not publish job %s; the reconciler will retry", job_id, exc_info=True)

@@ -1,0 +1,192 @@
+"""Jobs as the API sees them: create (idempotently), read, list, cancel, count.
+
+The worker's and the reaper's side of a job (claims, leases, fenced finishing) is store.leases.
+
+Cancelling is idempotent: a queued job is cancelled at once, a running job gets the cooperative
+cancel flag its worker reads with each lease renewal, and a finished job is returned unchanged
+(no Conflict), so a client that retries a cancel sees the same answer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from gradlab_client.models import Job, JobPage
+from gradlab_client.spec import JobSpec
+from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store import orm
+from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
+from store.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+
+MAX_PAGE = 500
+
+
+class CreatedJob(NamedTuple):
+    job: Job
+    created: bool  # False: an earlier request with the same idempotency key made it
+
+
+class TeamCounts(NamedTuple):
+    queued: int
+    running: int
+
+
+def to_job(row: orm.Job) -> Job:
+    return Job.model_validate(
+        {
+            "id": row.id, "name": row.name, "status": row.status, "spec": row.spec,
+            "attempt": row.attempt, "summary": row.summary, "error": row.error,
+            "progress": {"step": row.progress_step, "total_steps": row.total_steps},
+            "cancel_requested": row.cancel_requested, "worker": row.worker, "device": row.device,
+            "parent_id": row.parent_id, "created_at": row.created_at,
+            "started_at": row.started_at, "finished_at": row.finished_at,
+        }
+    )
+
+
+def create_job(
+    session: Session,
+    *,
+    team_id: str,
+    spec: JobSpec,
+    total_steps: int,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    parent_id: str | None = None,
+    max_queued: int | None = None,
+) -> CreatedJob:
+    """Add a queued job (the caller commits, then enqueues), or return the one an earlier
+    request with the same idempotency key made.
+
+    The same key with a different request_hash raises Conflict. Two racing requests with one key
+    make one row: the unique (team_id, idempotency_key) constraint refuses the second insert,
+    which then returns the first's job. max_queued (the team's quota) raises QuotaExceeded; a
+    replay of an existing job is never refused by it.
+    """
+    if idempotency_key is not None:
+        existing = _replay(session, team_id, idempotency_key, request_hash)
+        if existing is not None:
+            return CreatedJob(existing, created=False)
+    if max_queued is not None and team_counts(session, team_id=team_id).queued >= max_queued:
+        raise QuotaExceeded(f"the team has {max_queued} queued jobs, the most it may have")
+    if parent_id is not None:
+        get_job(session, team_id=team_id, job_id=parent_id)
+    row = orm.Job(
+        team_id=team_id, name=spec.name, spec=json_safe(spec.model_dump(mode="json")),
+        total_steps=total_steps, idempotency_key=idempotency_key, request_hash=request_hash,
+        parent_id=parent_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        replayed = _replay(session, team_id, idempotency_key, request_hash)
+        if replayed is None:
+            raise
+        return CreatedJob(replayed, created=False)
+    return CreatedJob(to_job(row), created=True)
+
+
+def _replay(session: Session, team_id: str, key: str, request_hash: str | None) -> Job | None:
+    query = select(orm.Job).where(orm.Job.team_id == team_id, orm.Job.idempotency_key == key)
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise Conflict(
+            "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
+        )
+    return to_job(row)
+
+
+def get_job(session: Session, *, team_id: str, job_id: str) -> Job:
+    """The team's job; another team's job is NotFound as well, so ids cannot be probed."""
+    return to_job(_team_row(session, team_id, job_id))
+
+
+def _team_row(session: Session, team_id: str, job_id: str, *, lock: bool = False) -> orm.Job:
+    query = select(orm.Job).where(orm.Job.id == job_id, orm.Job.team_id == team_id)
+    row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if row is None:
+        raise NotFound(f"job {job_id} not found", field="job_id")
+    return row
+
+
+def list_jobs(
+    session: Session,
+    *,
+    team_id: str,
+    status: str | None = None,
+    name: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """The team's jobs, newest first; `name` matches exactly. Pass next_cursor for the next page."""
+    check_limit(limit, MAX_PAGE)
+    conditions: list[ColumnElement[bool]] = [orm.Job.team_id == team_id]
+    if status is not None:
+        conditions.append(orm.Job.status == status)
+    if name is not None:
+        conditions.append(orm.Job.name == name)
+    if cursor is not None:
+        created_at, job_id = decode_cursor(cursor, (str, str))
+        after = _parse_time(created_at)
+        conditions.append(tuple_(orm.Job.created_at, orm.Job.id) < tuple_(after, job_id))
+    query = (
+        select(orm.Job)
+        .where(*conditions)
+        .order_by(orm.Job.created_at.desc(), orm.Job.id.desc())
+        .limit(limit + 1)
+    )
+    rows = list(session.scalars(query))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
+    return JobPage(items=[to_job(row) for row in rows], next_cursor=next_cursor)
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("cursor", "not a cursor returned by this API") from None
+    if moment.tzinfo is None:
+        raise InvalidInput("cursor", "not a cursor returned by this API")
+    return moment
+
+
+def request_cancel(session: Session, *, team_id: str, job_id: str) -> Job:
+    """Cancel a queued job now, flag a running one, leave a finished one as it is."""
+    row = _team_row(session, team_id, job_id, lock=True)
+    if row.status == "queued":
+        row.status, row.cancel_requested, row.finished_at = "cancelled", True, orm.utcnow()
+    elif row.status == "running":
+        row.cancel_requested = True
+    session.flush()
+    return to_job(row)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """Jobs per status over all teams (for /metrics); every status is present."""
+    query = select(orm.Job.status, func.count()).group_by(orm.Job.status)
+    counts = {status: 0 for status in orm.JOB_STATUSES}
+    counts.update({status: count for status, count in session.execute(query)})
+    return counts
+
+
+def team_counts(session: Session, *, team_id: str) -> TeamCounts:
+    """The team's queued and running jobs, for its quotas."""
+    query = (
+        select(orm.Job.status, func.count())
+        .where(orm.Job.team_id == team_id, orm.Job.status.in_(("queued", "running")))
+        .group_by(orm.Job.status)
+    )
+    counts = dict(session.execute(query).all())
+    return TeamCounts(queued=counts.get("queued", 0), running=counts.get("running", 0))

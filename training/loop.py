@@ -1,0 +1,327 @@
+"""The training loop: one spec in, callbacks out, a RunResult back.
+
+Read ``Trainer.run`` top to bottom: every iteration is one optimizer update, numbered from 1.
+Step s reports the loss, accuracy, gradient norm and learning rate of update s; validation at s
+runs after update s; a snapshot at s shows the weights, gradients and activations that update s
+started from and computed (before the optimizer moved anything), so the three kinds agree.
+
+Determinism: the model is initialized from ``seed`` (in a forked global RNG, so the caller's RNG
+is left alone), and batching, dropout and augmentation each draw from their own seeded
+torch.Generator, saved in checkpoints. The same spec and seed give bit-identical metrics on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from gradlab_client.shapes import DataKind, total_steps
+from gradlab_client.spec import AugmentSpec, JobSpec
+
+from training.batches import BatchSampler
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.data import Dataset, load_dataset
+from training.evaluate import evaluate
+from training.initialization import initialize
+from training.metrics import MetricBuffer, SummaryTracker, first_nonfinite_loss
+from training.model import Network, build_model
+from training.optim import build_optimizer, build_scheduler, penalty
+from training.probes import ActivationRecorder, collect, summarize
+from training.types import LayerInfo, RunResult, RunStatus, Snapshot, TrainingCallbacks
+
+# Metrics wait on the device at most this many steps or seconds before they are copied over.
+FLUSH_STEPS = 64
+FLUSH_SECONDS = 2.0
+
+Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def train(
+    spec: JobSpec,
+    callbacks: TrainingCallbacks | None = None,
+    *,
+    dataset: Dataset | None = None,
+    data_root: Path | None = None,
+    upload_path: Path | None = None,
+    checkpoint_path: Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+) -> RunResult:
+    """Train ``spec`` and report through ``callbacks`` (all called on this thread).
+
+    ``dataset`` is used as given, else loaded from the spec. With ``resume`` and an existing
+    ``checkpoint_path``, training continues after the checkpoint's step.
+    """
+    if checkpoint_every is not None and checkpoint_path is None:
+        raise ValueError("checkpoint_every needs a checkpoint_path")
+    if dataset is None:
+        seed = spec.training.seed
+        dataset = load_dataset(spec.data, seed=seed, data_root=data_root, upload_path=upload_path)
+    device = resolve_device(spec.training.device)
+    with _denormals_flushed(device):
+        trainer = Trainer(spec, dataset, device, callbacks or TrainingCallbacks())
+        trainer.checkpoint_path, trainer.checkpoint_every = checkpoint_path, checkpoint_every
+        if resume and checkpoint_path is not None and checkpoint_path.exists():
+            trainer.restore(load_checkpoint(checkpoint_path, fingerprint=trainer.fingerprint))
+        return trainer.run()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but this machine has no CUDA device")
+    return torch.device(name)
+
+
+@contextmanager
+def _denormals_flushed(device: torch.device) -> Iterator[None]:
+    """Subnormal floats are ~100x slower on x86 CPUs; a deep net initialized with std 0.01 is
+    full of them and trains ~4x slower. Flushing them to zero changes no result that matters."""
+    if device.type != "cpu":
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+class Trainer:
+    def __init__(
+        self, spec: JobSpec, data: Dataset, device: torch.device, callbacks: TrainingCallbacks
+    ) -> None:
+        self.spec, self.device, self.callbacks = spec, device, callbacks
+        self.shape = data.shape
+        self.x_train, self.y_train = data.x_train.to(device), data.y_train.to(device)
+        self.x_val, self.y_val = data.x_val.to(device), data.y_val.to(device)
+        self.total = total_steps(spec, self.shape.n_train)
+        self.model = _seeded_model(spec, data).to(device)
+        self.layers = self.model.layers()
+        self.weights = [layer.weight for layer in self.layers]
+        self.params = list(self.model.parameters())
+        self.optimizer = build_optimizer(self.model, self.weights, spec.optimizer)
+        self.scheduler = build_scheduler(self.optimizer, spec.schedule, self.total)
+        seed = spec.training.seed
+        # Distinct streams per purpose, so turning on augmentation does not change the batches.
+        batches, dropout, augment = (_generator(seed * 4 + k, device) for k in range(3))
+        self.generators = {"dropout": dropout, "augment": augment}
+        self.model.set_dropout_generator(dropout)
+        self.sampler = BatchSampler(len(self.y_train), spec.training.batch_size, batches)
+        self.augment = _augmenter(spec.data.augment, self.shape.kind)
+        bf16 = spec.training.precision == "bf16"
+        self.autocast: Callable[[], AbstractContextManager[object]] = (
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+        )
+        self.metrics, self.summary = MetricBuffer(), SummaryTracker()
+        self.step = 0
+        self.checkpoint_path: Path | None = None
+        self.checkpoint_every: int | None = None
+        self._checkpointed = -1
+        self._snapshots: tuple[int, list[Snapshot]] | None = None
+        self._flushed_at = time.perf_counter()
+
+    def run(self) -> RunResult:
+        callbacks = self.callbacks
+        if callbacks.on_layers:
+            callbacks.on_layers(self.layer_infos())
+        while self.step < self.total:
+            step = self.step + 1
+            self._train_step(step)
+            self.step = step
+            if step % self.spec.training.eval_every == 0 or step == self.total:
+                self.metrics.add_extra(step, self._evaluate())
+            if self._flush_due(step):
+                diverged = self._flush()
+                if diverged is not None:
+                    return self._result("diverged", diverged, f"non-finite training loss at step {diverged}")
+            if self._checkpoint_due(step):
+                self._checkpoint()
+            if callbacks.on_progress:
+                callbacks.on_progress(step, self.total)
+            if callbacks.should_stop is not None and callbacks.should_stop():
+                return self._stop()
+        return self._result("succeeded", self.step)
+
+    def _train_step(self, step: int) -> None:
+        started = time.perf_counter()
+        probing = self._is_snapshot_step(step)
+        x, y = self._batch()
+        with ActivationRecorder(self.layers if probing and self._probes("activation") else []) as recorder:
+            with self.autocast():
+                logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y)
+        extra = penalty(self.weights, self.spec.regularization)  # L1/L2, not in train_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if extra is None else loss + extra).backward()
+        if probing:
+            self._probe(step, recorder.outputs)
+        grad_norm = self._grad_norm()
+        lr = self.scheduler.get_last_lr()[0]
+        before = [w.detach().clone() for w in self.weights] if probing else None
+        self.optimizer.step()
+        self.scheduler.step()
+        host = {"lr": lr, "step_time": time.perf_counter() - started}
+        correct = logits.detach().argmax(dim=1) == y
+        self.metrics.add(step, loss=loss.detach(), correct=correct, grad_norm=grad_norm, host=host)
+        if before is not None:
+            self.metrics.add_extra(step, self._update_ratios(before))
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = self.sampler.next()
+        x, y = self.x_train[indices], self.y_train[indices]
+        if self.augment is not None:
+            x = self.augment(x, self.generators["augment"])
+        return x, y
+
+    def _grad_norm(self) -> torch.Tensor:
+        """The global L2 norm of all gradients, before clipping."""
+        clip = self.spec.training.grad_clip
+        if clip is not None:
+            return torch.nn.utils.clip_grad_norm_(self.params, clip)
+        return torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+
+    def _update_ratios(self, before: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """|W_after - W_before| / |W_before| per layer (snapshot steps only: it needs a copy)."""
+        return {
+            f"update_ratio/{layer.name}": torch.linalg.vector_norm(layer.weight.detach() - old)
+            / torch.linalg.vector_norm(old).clamp_min(1e-12)
+            for layer, old in zip(self.layers, before, strict=True)
+        }
+
+    def _is_snapshot_step(self, step: int) -> bool:
+        every = self.spec.telemetry.snapshot_every
+        return bool(self.spec.telemetry.kinds) and (step == 1 or step % every == 0 or step == self.total)
+
+    def _probes(self, kind: str) -> bool:
+        return kind in self.spec.telemetry.kinds
+
+    def _probe(self, step: int, activations: dict[str, torch.Tensor]) -> None:
+        telemetry = self.spec.telemetry
+        probes = collect(self.layers, list(telemetry.kinds), activations)
+        # Its own generator, seeded per step: probing never moves the training RNG streams.
+        generator = _generator(self.spec.training.seed * 1_000_003 + step, self.device)
+        snapshots = summarize(
+            step, probes, bins=telemetry.bins, activation=self.spec.model.activation, generator=generator
+        )
+        self._snapshots = (step, snapshots)
+
+    def _evaluate(self) -> dict[str, torch.Tensor]:
+        with_auc = self.shape.kind == "categorical" and self.shape.num_classes == 2
+        return evaluate(self.model, self.x_val, self.y_val, autocast=self.autocast, with_auc=with_auc)
+
+    def _flush_due(self, step: int) -> bool:
+        return (
+            step == self.total
+            or self._snapshots is not None
+            or step % self.spec.training.eval_every == 0
+            or self._checkpoint_due(step)
+            or len(self.metrics) >= FLUSH_STEPS
+            or time.perf_counter() - self._flushed_at >= FLUSH_SECONDS
+        )
+
+    def _flush(self) -> int | None:
+        """Report pending metrics (and the pending snapshot) up to the first non-finite training
+        loss; return that step, or None."""
+        drained = self.metrics.drain()
+        diverged = first_nonfinite_loss(drained)
+        for step, metrics in drained:
+            if diverged is not None and step > diverged:
+                break
+            self.summary.update(metrics)
+            if self.callbacks.on_metrics:
+                self.callbacks.on_metrics(step, metrics)
+        pending, self._snapshots = self._snapshots, None
+        if pending and pending[1] and (diverged is None or pending[0] <= diverged):
+            if self.callbacks.on_snapshots:
+                self.callbacks.on_snapshots(*pending)
+        self._flushed_at = time.perf_counter()
+        return diverged
+
+    def _checkpoint_due(self, step: int) -> bool:
+        return self.checkpoint_every is not None and step % self.checkpoint_every == 0
+
+    def _checkpoint(self) -> None:
+        """Write the state after self.step; every metric up to it has been reported already."""
+        if self.checkpoint_path is None or self._checkpointed == self.step:
+            return
+        save_checkpoint(self.checkpoint_path, self.state_dict())
+        self._checkpointed = self.step
+        if self.callbacks.on_checkpoint:
+            self.callbacks.on_checkpoint(self.step)
+
+    def _stop(self) -> RunResult:
+        diverged = self._flush()
+        if diverged is not None:
+            return self._result("diverged", diverged, f"non-finite training loss at step {diverged}")
+        self._checkpoint()
+        return self._result("stopped", self.step, f"stopped on request after step {self.step}")
+
+    def _result(self, status: RunStatus, steps_done: int, reason: str | None = None) -> RunResult:
+        summary = dict(self.summary.values)
+        return RunResult(status, steps_done, self.total, str(self.device), summary, reason)
+
+    def layer_infos(self) -> list[LayerInfo]:
+        return [
+            LayerInfo(layer.name, layer.type, list(layer.weight.shape), layer.parameters, layer.depth)
+            for layer in self.layers
+        ]
+
+    @property
+    def fingerprint(self) -> str:
+        """What a checkpoint's state depends on; resuming with anything else is refused."""
+        spec = self.spec
+        parts = spec.model_dump(mode="json", include={"data", "model", "optimizer", "schedule", "regularization"})
+        parts["seed"], parts["batch_size"] = spec.training.seed, spec.training.batch_size
+        return json.dumps(parts, sort_keys=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "generators": {name: g.get_state() for name, g in self.generators.items()},
+            "summary": self.summary.state_dict(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        for name, generator in self.generators.items():
+            generator.set_state(state["generators"][name])
+        self.summary.load_state_dict(state["summary"])
+        self.step = self._checkpointed = int(state["step"])
+
+
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _seeded_model(spec: JobSpec, data: Dataset) -> Network:
+    # PyTorch's default initialization draws from the global RNG: seed it inside a fork, which
+    # restores the caller's RNG state afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.training.seed)
+        model = build_model(spec.model, data.shape)
+        initialize(model, spec.model.init, spec.model.activation)
+    return model
+
+
+def _augmenter(augment: AugmentSpec, kind: DataKind) -> Augmenter | None:
+    if not augment.enabled:
+        return None
+    from training.augment import make_augmenter  # noqa: PLC0415 - only jobs that augment need it
+
+    return make_augmenter(augment, kind)

@@ -1,0 +1,1 @@
+"""Celery workers: thin glue between the broker, the store and the training core."""

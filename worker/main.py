@@ -1,0 +1,61 @@
+"""`gradlab-server worker`: a Celery worker that trains jobs, and the reaper beside it.
+
+One worker process per GPU with concurrency 1 is the default: a job uses the whole device. The
+pool replaces its child after every task, so the memory a job took on the GPU (and any CUDA
+state) goes away with it, and CUDA is never initialised in the parent the children fork from.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutting_down
+
+from store.migrate import is_at_head
+from store.settings import Settings
+from worker.context import WorkerContext, set_context
+from worker.reaper import Reaper
+from worker.tasks import register_tasks
+
+log = logging.getLogger(__name__)
+
+
+def make_worker_app(context: WorkerContext) -> Celery:
+    app = context.celery
+    app.conf.update(
+        worker_max_tasks_per_child=1, worker_concurrency=context.settings.worker_concurrency
+    )
+    register_tasks(app)
+    return app
+
+
+def run_worker(settings: Settings) -> int:
+    context = WorkerContext.from_settings(settings)
+    if not is_at_head(context.database.engine):
+        log.error("the database schema is not at head: run `gradlab-server migrate` first")
+        return 2
+    set_context(context)
+    app = make_worker_app(context)
+    reaper = Reaper(context.database, context.celery, settings)
+
+    @worker_ready.connect(weak=False)
+    def _start_reaper(**_: Any) -> None:
+        reaper.start()
+
+    @worker_shutting_down.connect(weak=False)
+    def _stop_reaper(**_: Any) -> None:
+        reaper.stop()
+
+    app.worker_main(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            f"--queues={settings.task_queue}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
+    return 0

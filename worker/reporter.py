@@ -1,0 +1,176 @@
+"""Turns the training core's callbacks into batched, fenced store writes, and keeps the lease.
+
+The training loop calls in on its own thread; a heartbeat thread renews the lease every few
+seconds and reads the cancel flag. Writes are buffered and flushed every `flush_seconds`, before
+every checkpoint is recorded, and at the end, so a crash loses nothing that a checkpoint covers
+(what comes after the last checkpoint is trained again, deterministically, on resume).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from training.types import LayerInfo, Snapshot, TrainingCallbacks
+
+log = logging.getLogger(__name__)
+
+
+class AttemptFenced(Exception):
+    """The store refused a write: this attempt is no longer the job's current one."""
+
+
+class TransientStoreError(Exception):
+    """The store is unreachable for now; the write is kept and tried again."""
+
+
+class JobSink(Protocol):
+    """The store writes of one (job, attempt); each is fenced by the attempt number."""
+
+    def write_layers(self, layers: list[LayerInfo]) -> None: ...
+    def write_metrics(self, rows: list[tuple[int, str, float]]) -> None: ...
+    def write_snapshots(self, snapshots: list[Snapshot]) -> None: ...
+    def record_checkpoint(self, step: int) -> None: ...
+    def heartbeat(self, step: int) -> bool:
+        """Renew the lease and record progress; True when cancelling was asked for."""
+        ...
+
+
+@dataclass
+class _Buffer:
+    metrics: list[tuple[int, str, float]] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+
+    def take(self) -> tuple[list[tuple[int, str, float]], list[Snapshot]]:
+        taken = (self.metrics, self.snapshots)
+        self.metrics, self.snapshots = [], []
+        return taken
+
+    def put_back(self, metrics: list[tuple[int, str, float]], snapshots: list[Snapshot]) -> None:
+        self.metrics[:0] = metrics
+        self.snapshots[:0] = snapshots
+
+
+class Reporter:
+    def __init__(
+        self, sink: JobSink, *, heartbeat_seconds: float, flush_seconds: float = 1.0
+    ) -> None:
+        self._sink = sink
+        self._heartbeat_seconds = heartbeat_seconds
+        self._flush_seconds = flush_seconds
+        self._buffer = _Buffer()
+        self._lock = threading.Lock()  # the buffer is filled by the loop, flushed by either thread
+        self._last_flush = time.monotonic()
+        self._step = 0
+        self._stop = (
+            threading.Event()
+        )  # training should stop: cancelled, fenced out or shutting down
+        self._closed = threading.Event()
+        self.cancel_requested = False
+        self.fenced = False
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="lease", daemon=True)
+
+    def callbacks(self) -> TrainingCallbacks:
+        return TrainingCallbacks(
+            on_layers=self._on_layers,
+            on_metrics=self._on_metrics,
+            on_snapshots=self._on_snapshots,
+            on_progress=self._on_progress,
+            on_checkpoint=self._on_checkpoint,
+            should_stop=self._stop.is_set,
+        )
+
+    def start(self) -> None:
+        self._heartbeat.start()
+
+    def request_stop(self) -> None:
+        """Ask the loop to checkpoint and stop (worker shutdown)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Stop the heartbeat and write everything still buffered (raises if the store refuses)."""
+        self._closed.set()
+        if self._heartbeat.is_alive():
+            self._heartbeat.join(timeout=self._heartbeat_seconds + 5)
+        self.flush(retry_for=30.0)
+
+    # -- training callbacks (the loop's thread) --------------------------------------------------
+
+    def _on_layers(self, layers: list[LayerInfo]) -> None:
+        self._guarded(lambda: self._sink.write_layers(layers))
+
+    def _on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        with self._lock:
+            self._buffer.metrics.extend((step, name, value) for name, value in metrics.items())
+        if time.monotonic() - self._last_flush >= self._flush_seconds:
+            self._guarded(self.flush)
+
+    def _on_snapshots(self, step: int, snapshots: list[Snapshot]) -> None:
+        with self._lock:
+            self._buffer.snapshots.extend(snapshots)
+
+    def _on_progress(self, step: int, total_steps: int) -> None:
+        self._step = step
+
+    def _on_checkpoint(self, step: int) -> None:
+        # A checkpoint counts only once every row up to its step is stored: on resume, rows past
+        # the recorded step are deleted and trained again.
+        self._guarded(lambda: (self.flush(retry_for=30.0), self._sink.record_checkpoint(step)))
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def flush(self, retry_for: float = 0.0) -> None:
+        deadline = time.monotonic() + retry_for
+        with self._lock:
+            metrics, snapshots = self._buffer.take()
+            if not metrics and not snapshots:
+                return
+            while True:
+                try:
+                    if metrics:
+                        self._sink.write_metrics(metrics)
+                        metrics = []
+                    if snapshots:
+                        self._sink.write_snapshots(snapshots)
+                    break
+                except TransientStoreError:
+                    if time.monotonic() >= deadline:
+                        self._buffer.put_back(metrics, snapshots)
+                        raise
+                    time.sleep(0.5)
+            self._last_flush = time.monotonic()
+
+    def _guarded(self, write: Callable[[], object]) -> None:
+        """Run a write from the loop; a fenced-out attempt stops training, an outage waits."""
+        try:
+            write()
+        except AttemptFenced:
+            self._fence()
+        except TransientStoreError:
+            log.warning(
+                "store unavailable; keeping %d buffered metric rows", len(self._buffer.metrics)
+            )
+
+    def _fence(self) -> None:
+        self.fenced = True
+        self._stop.set()
+        with self._lock:
+            self._buffer.take()  # another attempt owns the job now: these rows must not be written
+
+    # -- lease (the heartbeat thread) ------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        while not self._closed.wait(self._heartbeat_seconds):
+            try:
+                if self._sink.heartbeat(self._step):
+                    self.cancel_requested = True
+                    self._stop.set()
+            except AttemptFenced:
+                self._fence()
+                return
+            except TransientStoreError:
+                log.warning("could not renew the lease; will try again")
