@@ -17,9 +17,10 @@ import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, create_engine, event, exc, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.errors import Unavailable
@@ -54,6 +55,9 @@ def make_engine(settings: Settings, *, enforce_foreign_keys: bool = True) -> Eng
 
 
 def _sqlite_engine(url: str, enforce_foreign_keys: bool) -> Engine:
+    database = make_url(url).database
+    if database:  # SQLite creates the file on first use, but not the folder it goes in
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
 
     @event.listens_for(engine, "connect")

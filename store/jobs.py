@@ -35,7 +35,7 @@ class TeamCounts(NamedTuple):
     running: int
 
 
-def to_job(row: orm.Job) -> Job:
+def _to_job(row: orm.Job) -> Job:
     return Job.model_validate(
         {
             "id": row.id, "name": row.name, "status": row.status, "spec": row.spec,
@@ -90,7 +90,7 @@ def create_job(
         if replayed is None:
             raise
         return CreatedJob(replayed, created=False)
-    return CreatedJob(to_job(row), created=True)
+    return CreatedJob(_to_job(row), created=True)
 
 
 def _replay(session: Session, team_id: str, key: str, request_hash: str | None) -> Job | None:
@@ -102,12 +102,12 @@ def _replay(session: Session, team_id: str, key: str, request_hash: str | None) 
         raise Conflict(
             "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
         )
-    return to_job(row)
+    return _to_job(row)
 
 
 def get_job(session: Session, *, team_id: str, job_id: str) -> Job:
     """The team's job; another team's job is NotFound as well, so ids cannot be probed."""
-    return to_job(_team_row(session, team_id, job_id))
+    return _to_job(_team_row(session, team_id, job_id))
 
 
 def _team_row(session: Session, team_id: str, job_id: str, *, lock: bool = False) -> orm.Job:
@@ -149,7 +149,7 @@ def list_jobs(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
-    return JobPage(items=[to_job(row) for row in rows], next_cursor=next_cursor)
+    return JobPage(items=[_to_job(row) for row in rows], next_cursor=next_cursor)
 
 
 def _parse_time(text: str) -> datetime:
@@ -170,7 +170,7 @@ def request_cancel(session: Session, *, team_id: str, job_id: str) -> Job:
     elif row.status == "running":
         row.cancel_requested = True
     session.flush()
-    return to_job(row)
+    return _to_job(row)
 
 
 def count_by_status(session: Session) -> dict[str, int]:

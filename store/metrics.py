@@ -142,7 +142,7 @@ def _series(session: Session, requested: _Range, max_points: int) -> MetricSerie
         found = replace(requested, first=ends[0][0], last=ends[-1][0])
         # Steps are unique, so a span of max_points steps cannot hold more points.
         dense = found.last - found.first + 1 > max_points
-        sampled = _bucketed(session, found, (max_points - 2) // 2, max_points) if dense else None
+        sampled = _bucketed(session, found, ends, max_points) if dense else None
         points = sampled if sampled is not None else _raw(session, found)
     return MetricSeries(
         name=requested.name, steps=[step for step, _ in points], values=[v for _, v in points]
@@ -179,11 +179,12 @@ def _raw(
 
 
 def _bucketed(
-    session: Session, series: _Range, buckets: int, max_points: int
+    session: Session, series: _Range, ends: list[tuple[int, float | None]], max_points: int
 ) -> list[tuple[int, float | None]] | None:
     """Each bucket's lowest and highest point and both ends, in step order; None when the range
     holds no more than max_points points after all (a sparse series), which are then sent as is.
     """
+    buckets = (max_points - 2) // 2
     bound = {**series.params(), "buckets": buckets, "span": series.last - series.first + 1}
     points: dict[int, float | None] = {}
     total = 0
@@ -198,5 +199,5 @@ def _bucketed(
             points[step] = value
     if total <= max_points:
         return None
-    points.update(_ends(session, series))
+    points.update(ends)
     return sorted((step, finite_or_none(value)) for step, value in points.items())

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         300, gt=0, description="A job queued this long is sent to the broker again, in case the "
         "broker lost it (a duplicate message is harmless: only one claim succeeds)."
     )
+    worker_max_jobs_per_child: int = Field(
+        0, ge=0, description="Replace a worker's pool process after this many jobs (0: never). "
+        "Each job's GPU memory is released either way; a replacement costs seconds of latency "
+        "on Redis.",
+    )
     worker_concurrency: int = Field(
         1, ge=1, description="Jobs one worker process trains at once; 1 per GPU is the default."
     )
@@ -93,6 +98,18 @@ class Settings(BaseSettings):
     )
     metrics_max_points_default: int = Field(
         1000, ge=2, description="Points per metric series when a request does not say."
+    )
+    # -- operations: log format and worker metrics (README "Deploy with docker compose") --
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text`: lines for people; `json`: one JSON object per line, with "
+        "`job_id` and `attempt` on a job's lines (docker-compose.yml sets json)."
+    )
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Port where a worker serves Prometheus /metrics "
+        "(steps, steps/s, running jobs, GPU memory); unset: not served (docker-compose.yml: 9100)."
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address of the worker's /metrics (0.0.0.0 in a container)."
     )
 
     @model_validator(mode="before")

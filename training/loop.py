@@ -31,7 +31,7 @@ from training.evaluate import evaluate
 from training.initialization import initialize
 from training.metrics import MetricBuffer, SummaryTracker, first_nonfinite_loss
 from training.model import Network, build_model
-from training.optim import build_optimizer, build_scheduler, penalty
+from training.optim import build_optimizer, lr_factor, penalty
 from training.probes import ActivationRecorder, collect, summarize
 from training.types import LayerInfo, RunResult, RunStatus, Snapshot, TrainingCallbacks
 
@@ -108,7 +108,7 @@ class Trainer:
         self.weights = [layer.weight for layer in self.layers]
         self.params = list(self.model.parameters())
         self.optimizer = build_optimizer(self.model, self.weights, spec.optimizer)
-        self.scheduler = build_scheduler(self.optimizer, spec.schedule, self.total)
+        self.lr_factor = lr_factor(spec.schedule, self.total)
         seed = spec.training.seed
         # Distinct streams per purpose, so turning on augmentation does not change the batches.
         batches, dropout, augment = (_generator(seed * 4 + k, device) for k in range(3))
@@ -163,16 +163,24 @@ class Trainer:
         (loss if extra is None else loss + extra).backward()
         if probing:
             self._probe(step, recorder.outputs)
-        grad_norm = self._grad_norm()
-        lr = self.scheduler.get_last_lr()[0]
+        grad_norms = self._grad_norms()
+        lr = self._set_lr(step)
         before = [w.detach().clone() for w in self.weights] if probing else None
         self.optimizer.step()
-        self.scheduler.step()
         host = {"lr": lr, "step_time": time.perf_counter() - started}
-        correct = logits.detach().argmax(dim=1) == y
-        self.metrics.add(step, loss=loss.detach(), correct=correct, grad_norm=grad_norm, host=host)
+        self.metrics.add(
+            step, loss=loss.detach(), logits=logits.detach(), targets=y, grad_norms=grad_norms, host=host
+        )
         if before is not None:
             self.metrics.add_extra(step, self._update_ratios(before))
+
+    def _set_lr(self, step: int) -> float:
+        """The schedule is a pure function of the step (no scheduler state to checkpoint), and
+        setting a float costs less than LambdaLR.step()."""
+        lr = self.spec.optimizer.lr * self.lr_factor(step - 1)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         indices = self.sampler.next()
@@ -181,12 +189,21 @@ class Trainer:
             x = self.augment(x, self.generators["augment"])
         return x, y
 
-    def _grad_norm(self) -> torch.Tensor:
-        """The global L2 norm of all gradients, before clipping."""
+    def _grad_norms(self) -> list[torch.Tensor]:
+        """Per-parameter gradient norms, taken before clipping (which is done in place here);
+        their L2 norm is the global gradient norm (reduced later, in the metric buffer).
+
+        Written out rather than torch.nn.utils.clip_grad_norm_/get_total_norm: their wrappers
+        cost ~80 us a call on CPU, 15% of a small model's whole step.
+        """
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norms = list(torch._foreach_norm(grads))
         clip = self.spec.training.grad_clip
-        if clip is not None:
-            return torch.nn.utils.clip_grad_norm_(self.params, clip)
-        return torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        if clip is None:
+            return norms
+        total = torch.linalg.vector_norm(torch.stack(norms))
+        torch._foreach_mul_(grads, (clip / (total + 1e-6)).clamp_(max=1.0))
+        return [total]
 
     def _update_ratios(self, before: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """|W_after - W_before| / |W_before| per layer (snapshot steps only: it needs a copy)."""
@@ -288,7 +305,6 @@ class Trainer:
             "fingerprint": self.fingerprint,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "sampler": self.sampler.state_dict(),
             "generators": {name: g.get_state() for name, g in self.generators.items()},
             "summary": self.summary.state_dict(),
@@ -297,7 +313,6 @@ class Trainer:
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         for name, generator in self.generators.items():
             generator.set_state(state["generators"][name])

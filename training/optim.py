@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from gradlab_client.spec import OptimizerSpec, RegularizationSpec, ScheduleSpec
@@ -25,10 +26,13 @@ def build_optimizer(
     """
     weight_ids = {id(w) for w in weights}
     others = [p for p in model.parameters() if id(p) not in weight_ids]
-    groups = [
+    groups: list[dict[str, Any]] = [
         {"params": list(weights), "weight_decay": spec.weight_decay},
         {"params": others, "weight_decay": 0.0},
     ]
+    if spec.weight_decay == 0.0:
+        # One group when nothing decays: each group costs a pass of the optimizer's Python code.
+        groups = [{"params": list(model.parameters()), "weight_decay": 0.0}]
     name, lr, eps = spec.name, spec.lr, spec.eps
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr)
@@ -68,14 +72,6 @@ def lr_factor(schedule: ScheduleSpec, total_steps: int) -> Callable[[int], float
         return 1.0
 
     return factor
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, schedule: ScheduleSpec, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    # A closure, not an object: LambdaLR then stores no lambda state, so its state_dict holds only
-    # numbers and loads under torch.load(weights_only=True).
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(schedule, total_steps))
 
 
 def penalty(weights: list[torch.Tensor], spec: RegularizationSpec) -> torch.Tensor | None:

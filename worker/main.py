@@ -1,8 +1,8 @@
 """`gradlab-server worker`: a Celery worker that trains jobs, and the reaper beside it.
 
-One worker process per GPU with concurrency 1 is the default: a job uses the whole device. The
-pool replaces its child after every task, so the memory a job took on the GPU (and any CUDA
-state) goes away with it, and CUDA is never initialised in the parent the children fork from.
+One worker process per GPU with concurrency 1 is the default: a job uses the whole device. Jobs
+train in the pool's child process, never in the parent, so CUDA is never initialised in the
+process the children fork from; after each job the child returns the GPU memory it cached.
 """
 
 from __future__ import annotations
@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 
 def make_worker_app(context: WorkerContext) -> Celery:
     app = context.celery
+    settings = context.settings
     app.conf.update(
-        worker_max_tasks_per_child=1, worker_concurrency=context.settings.worker_concurrency
+        # None: the pool keeps its process; runner.release_device_memory frees each job's memory.
+        # Replacing the process after every job also frees it, but on Redis the next job then
+        # waited 2-7 s for delivery (bench/submit_latency.py), against milliseconds without.
+        worker_max_tasks_per_child=settings.worker_max_jobs_per_child or None,
+        worker_concurrency=settings.worker_concurrency,
     )
     register_tasks(app)
     return app

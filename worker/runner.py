@@ -38,8 +38,27 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def release_device_memory() -> None:
+    """Return what a finished job cached on the GPU, so the next job starts from the baseline."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+        torch.cuda.ipc_collect()
+
+
 def run_job(ctx: WorkerContext, job_id: str) -> str:
     """Train the job if it is still queued; return what happened (for logs and tests)."""
+    try:
+        return _claim_and_run(ctx, job_id)
+    finally:
+        release_device_memory()
+
+
+def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
     db = ctx.database
     with db.read() as session:
         state = leases.load_job_state(session, job_id=job_id)
