@@ -47,8 +47,10 @@ def backend_urls(backend: str, home: Path) -> tuple[str, str, str | None]:
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "gradlab_server.cli", "worker"], env=env,
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "gradlab_server.cli", "worker"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     while b" ready." not in log.read_bytes():
         if process.poll() is not None:
@@ -61,17 +63,23 @@ def measure(backend: str, jobs: int) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         database_url, broker_url, pg_name = backend_urls(backend, home)
-        settings = Settings(home=home, database_url=database_url, broker_url=broker_url, _env_file=None)
+        settings = Settings(
+            home=home, database_url=database_url, broker_url=broker_url, _env_file=None
+        )
         settings.ensure_directories()
         migrate.upgrade(settings)
         database = Database.from_settings(settings)
         with database.transaction() as session:
             key = teams.create_api_key(session, team_id=teams.create_team(session, name="bench").id)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRADLAB_")}
-        env.update(GRADLAB_HOME=str(home), GRADLAB_DATABASE_URL=database_url, GRADLAB_BROKER_URL=broker_url)
+        env.update(
+            GRADLAB_HOME=str(home), GRADLAB_DATABASE_URL=database_url, GRADLAB_BROKER_URL=broker_url
+        )
         worker = start_worker(env, home / "worker.log")
         try:
-            with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as client:
+            with TestClient(
+                create_app(settings), headers={"Authorization": f"Bearer {key}"}
+            ) as client:
                 return [one_job(client) for _ in range(jobs)]
         finally:
             worker.terminate()
@@ -102,7 +110,9 @@ def main() -> None:
         median = statistics.median(latencies)
         p90 = latencies[int(0.9 * (len(latencies) - 1))]
         verdict = "ok" if median <= 1.0 else "MISSED"
-        print(f"{backend:<12}{len(latencies):>6}{median:>10.3f}{p90:>8.3f}{latencies[-1]:>8.3f}{verdict:>8}")
+        print(
+            f"{backend:<12}{len(latencies):>6}{median:>10.3f}{p90:>8.3f}{latencies[-1]:>8.3f}{verdict:>8}"
+        )
 
 
 if __name__ == "__main__":

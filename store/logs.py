@@ -91,7 +91,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+X
         line = super().formatMessage(record)
         job_id = getattr(record, "job_id", None)
         if job_id is None:

@@ -52,7 +52,11 @@ def test_run_serves_and_trains_on_a_fresh_home(tmp_path: Path) -> None:
     env.update(GRADLAB_HOME=str(home), GRADLAB_PORT=str(port), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "gradlab_server.cli", "run"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
     )
     lines: list[str] = []
     try:
@@ -64,12 +68,11 @@ def test_run_serves_and_trains_on_a_fresh_home(tmp_path: Path) -> None:
         spec = {"data": {"dataset": "spiral"}, "training": {"steps": 50}}
         job = httpx.post(f"{base}/v1/jobs", json=spec, headers=auth).json()
         deadline = time.monotonic() + 90
-        while (status := httpx.get(f"{base}/v1/jobs/{job['id']}", headers=auth).json()["status"]) in (
-            "queued",
-            "running",
-        ):
+        status = "queued"
+        while status in ("queued", "running"):
             assert time.monotonic() < deadline, "job did not finish"
             time.sleep(0.2)
+            status = httpx.get(f"{base}/v1/jobs/{job['id']}", headers=auth).json()["status"]
         assert status == "succeeded"
         grads = httpx.get(
             f"{base}/v1/jobs/{job['id']}/snapshots", params={"kind": "gradient"}, headers=auth
