@@ -35,12 +35,17 @@ def serve_api(settings: Settings) -> None:
     import uvicorn
 
     from service.app import create_app
+    from store.logs import configure_logging
 
+    configure_logging(settings.log_level, settings.log_format)
+    # json: uvicorn's loggers (access lines too) propagate to the root's JSON handler, rather
+    # than to the text handlers uvicorn's default log_config gives them.
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 

@@ -16,8 +16,9 @@ from fastapi import FastAPI
 
 from service.body_limit import BodyLimit, Limit
 from service.deps import Services
+from service.metrics import install_metrics
 from service.problems import document_problem_media_type, install_handlers
-from service.routes import catalog, datasets, health, jobs, telemetry
+from service.routes import catalog, datasets, diagnosis, health, jobs, telemetry
 from store.db import Database
 from store.migrate import is_at_head
 from store.settings import Settings
@@ -26,9 +27,10 @@ from taskqueue import make_celery
 DESCRIPTION = """Train neural networks from a job spec and inspect how they learn: per-step
 metrics and per-layer distributions of gradients, weights and activations.
 
-Every route but `/healthz` and `/readyz` needs `Authorization: Bearer <key>`. A key belongs to a
-team, and a team sees only its own jobs and data sets. Every error is `application/problem+json`
-with a stable `code` and the offending `field`."""
+Every route but `/healthz`, `/readyz` and `/metrics` (Prometheus; restrict it at the network
+level) needs `Authorization: Bearer <key>`. A key belongs to a team, and a team sees only its
+own jobs and data sets. Every error is `application/problem+json` with a stable `code` and the
+offending `field`."""
 
 
 class SchemaNotAtHead(RuntimeError):
@@ -70,8 +72,11 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(telemetry.router)
+    app.include_router(diagnosis.router)
     app.include_router(catalog.router)
     app.include_router(datasets.router)
+    # Last: its middleware is then the outermost, timing everything the others do.
+    install_metrics(app, services.db, services.celery)
     return app
 
 

@@ -27,9 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def submit_job(
-    services: Services, *, team: Team, spec: JobSpec, idempotency_key: str | None
+    services: Services,
+    *,
+    team: Team,
+    spec: JobSpec,
+    idempotency_key: str | None,
+    parent_id: str | None = None,
 ) -> CreatedJob:
-    """Create (or, for a repeated Idempotency-Key, find) the team's job and enqueue a new one."""
+    """Create (or, for a repeated Idempotency-Key, find) the team's job and enqueue a new one.
+    `parent_id` names the job whose diagnosis' remedies made this spec."""
     settings = services.settings
     upload = resolve_upload(services, team=team, spec=spec)
     estimate = check_limits(spec, settings, upload)
@@ -37,7 +43,7 @@ def submit_job(
         created = jobs.create_job(
             session, team_id=team.id, spec=spec, total_steps=estimate.total_steps,
             idempotency_key=idempotency_key, request_hash=request_hash(spec),
-            max_queued=settings.max_queued_jobs_per_team,
+            max_queued=settings.max_queued_jobs_per_team, parent_id=parent_id,
         )
     if created.created:
         _publish(services, created.job.id)

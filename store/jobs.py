@@ -181,6 +181,15 @@ def count_by_status(session: Session) -> dict[str, int]:
     return counts
 
 
+def oldest_queued_created_at(session: Session) -> datetime | None:
+    """When the longest-waiting queued job was submitted (for /metrics); None when none waits.
+
+    created_at, not enqueued_at: the reconciler renews enqueued_at each time it re-sends an id,
+    which would hide how long the job has really waited."""
+    query = select(func.min(orm.Job.created_at)).where(orm.Job.status == "queued")
+    return session.execute(query).scalar_one_or_none()
+
+
 def team_counts(session: Session, *, team_id: str) -> TeamCounts:
     """The team's queued and running jobs, for its quotas."""
     query = (

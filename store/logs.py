@@ -91,7 +91,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 
-X
+    def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         job_id = getattr(record, "job_id", None)
         if job_id is None:
@@ -113,3 +113,5 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
         root.removeHandler(old)
     root.addHandler(make_handler(log_format))
     root.setLevel(level)
+    # Python's warnings (Celery's, for one) are then lines of this format too, not raw stderr.
+    logging.captureWarnings(True)

@@ -211,3 +211,16 @@ class Finding(Base):
     remedy: Mapped[dict[str, Any] | None]
     final: Mapped[bool] = mapped_column(default=False)  # False: found live, during training
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Diagnosis(Base):
+    """Whether a job has been diagnosed, and finally: a healthy job's diagnosis has no findings,
+    so this row is what tells "nothing wrong" from "not diagnosed yet"."""
+
+    __tablename__ = "diagnoses"
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int]
+    final: Mapped[bool]  # False: written live, while the job trained
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -175,6 +175,8 @@ def filesystem_broker_options(broker_dir: Path) -> dict[str, Any]:
         "data_folder_in": str(broker_dir / "queue"),
         "data_folder_out": str(broker_dir / "queue"),
         "processed_folder": str(broker_dir / "processed"),
+        # Without it, kombu puts its control exchange in ./control of whatever the cwd is.
+        "control_folder": str(broker_dir / "control"),
         "store_processed": False,
         "polling_interval": 0.1,  # seconds; submit-to-running latency depends on it
     }

@@ -39,7 +39,7 @@ def make_celery(
 
 def _make_folders(transport_options: dict[str, Any]) -> None:
     """The filesystem transport fails on a folder that does not exist yet."""
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in transport_options:
             Path(transport_options[key]).mkdir(parents=True, exist_ok=True)
 

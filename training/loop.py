@@ -154,15 +154,12 @@ class Trainer:
         started = time.perf_counter()
         probing = self._is_snapshot_step(step)
         x, y = self._batch()
-        with ActivationRecorder(self.layers if probing and self._probes("activation") else []) as recorder:
-            with self.autocast():
-                logits = self.model(x)
-            loss = F.cross_entropy(logits.float(), y)
-        extra = penalty(self.weights, self.spec.regularization)  # L1/L2, not in train_loss
+        logits, loss, activations = self._forward(x, y, record=probing and self._probes("activation"))
+        extra = penalty(self.weights, self.spec.regularization)  # trained on, not in train_loss
         self.optimizer.zero_grad(set_to_none=True)
         (loss if extra is None else loss + extra).backward()
         if probing:
-            self._probe(step, recorder.outputs)
+            self._probe(step, activations)  # the weights and gradients this update starts from
         grad_norms = self._grad_norms()
         lr = self._set_lr(step)
         before = [w.detach().clone() for w in self.weights] if probing else None
@@ -173,6 +170,16 @@ class Trainer:
         )
         if before is not None:
             self.metrics.add_extra(step, self._update_ratios(before))
+
+    def _forward(
+        self, x: torch.Tensor, y: torch.Tensor, *, record: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits, loss and (when recording) the hidden layers' activations."""
+        with ActivationRecorder(self.layers if record else []) as recorder, self.autocast():
+            logits = self.model(x)
+        if logits.dtype != torch.float32:
+            logits = logits.float()  # under bf16 autocast: loss and metrics in fp32
+        return logits, F.cross_entropy(logits, y), recorder.outputs
 
     def _set_lr(self, step: int) -> float:
         """The schedule is a pure function of the step (no scheduler state to checkpoint), and
@@ -337,6 +344,6 @@ def _seeded_model(spec: JobSpec, data: Dataset) -> Network:
 def _augmenter(augment: AugmentSpec, kind: DataKind) -> Augmenter | None:
     if not augment.enabled:
         return None
-    from training.augment import make_augmenter  # noqa: PLC0415 - only jobs that augment need it
+    from training.augment import make_augmenter
 
     return make_augmenter(augment, kind)

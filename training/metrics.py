@@ -59,12 +59,12 @@ class MetricBuffer:
         pending, self._pending = self._pending, []
         if not pending:
             return []
-        columns = [
-            torch.stack([p.loss.float() for p in pending]),
+        columns = [  # all float32: the loss and norms are computed in fp32 even under autocast
+            torch.stack([p.loss for p in pending]),
             _accuracies(pending),
             _global_norms([p.grad_norms for p in pending]),
         ]
-        extras = [value.float().reshape(()) for p in pending for value in p.extra.values()]
+        extras = [value.reshape(()).float() for p in pending for value in p.extra.values()]
         if extras:
             columns.append(torch.stack(extras))
         values = torch.cat(columns).cpu().tolist()
@@ -93,9 +93,9 @@ def _accuracies(pending: list[_Pending]) -> torch.Tensor:
 
 def _global_norms(rows: list[list[torch.Tensor]]) -> torch.Tensor:
     if all(len(row) == len(rows[0]) for row in rows):
-        flat = torch.stack([norm.float() for row in rows for norm in row])
+        flat = torch.stack([norm for row in rows for norm in row])
         return torch.linalg.vector_norm(flat.view(len(rows), -1), dim=1)
-    return torch.stack([torch.linalg.vector_norm(torch.stack(row).float()) for row in rows])
+    return torch.stack([torch.linalg.vector_norm(torch.stack(row)) for row in rows])
 
 
 def first_nonfinite_loss(drained: list[tuple[int, dict[str, float]]]) -> int | None:

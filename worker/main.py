@@ -16,6 +16,7 @@ from celery.signals import worker_ready, worker_shutting_down
 from store.migrate import is_at_head
 from store.settings import Settings
 from worker.context import WorkerContext, set_context
+from worker.observability import install as install_observability
 from worker.reaper import Reaper
 from worker.tasks import register_tasks
 
@@ -53,6 +54,7 @@ def run_worker(settings: Settings) -> int:
     def _stop_reaper(**_: Any) -> None:
         reaper.stop()
 
+    install_observability(settings)  # logs, job hooks, metrics server: before the pool forks
     app.worker_main(
         [
             "worker",

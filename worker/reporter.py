@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,6 +40,15 @@ class JobSink(Protocol):
         ...
 
 
+class TrainingObserver(Protocol):
+    """Sees what the loop reports, beside the store writes (the live diagnosis). Called on the
+    loop's thread; an observer that raises is logged and training goes on."""
+
+    def on_layers(self, layers: list[LayerInfo]) -> None: ...
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
+    def on_snapshots(self, step: int, snapshots: list[Snapshot]) -> None: ...
+
+
 @dataclass
 class _Buffer:
     metrics: list[tuple[int, str, float]] = field(default_factory=list)
@@ -57,9 +66,15 @@ class _Buffer:
 
 class Reporter:
     def __init__(
-        self, sink: JobSink, *, heartbeat_seconds: float, flush_seconds: float = 1.0
+        self,
+        sink: JobSink,
+        *,
+        heartbeat_seconds: float,
+        flush_seconds: float = 1.0,
+        observers: Sequence[TrainingObserver] = (),
     ) -> None:
         self._sink = sink
+        self._observers = list(observers)
         self._heartbeat_seconds = heartbeat_seconds
         self._flush_seconds = flush_seconds
         self._buffer = _Buffer()
@@ -101,9 +116,11 @@ class Reporter:
     # -- training callbacks (the loop's thread) --------------------------------------------------
 
     def _on_layers(self, layers: list[LayerInfo]) -> None:
+        self._notify(lambda observer: observer.on_layers(layers))
         self._guarded(lambda: self._sink.write_layers(layers))
 
     def _on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        self._notify(lambda observer: observer.on_metrics(step, metrics))
         with self._lock:
             self._buffer.metrics.extend((step, name, value) for name, value in metrics.items())
         if time.monotonic() - self._last_flush >= self._flush_seconds:
@@ -112,6 +129,7 @@ class Reporter:
     def _on_snapshots(self, step: int, snapshots: list[Snapshot]) -> None:
         with self._lock:
             self._buffer.snapshots.extend(snapshots)
+        self._notify(lambda observer: observer.on_snapshots(step, snapshots))
 
     def _on_progress(self, step: int, total_steps: int) -> None:
         self._step = step
@@ -119,7 +137,18 @@ class Reporter:
     def _on_checkpoint(self, step: int) -> None:
         # A checkpoint counts only once every row up to its step is stored: on resume, rows past
         # the recorded step are deleted and trained again.
-        self._guarded(lambda: (self.flush(retry_for=30.0), self._sink.record_checkpoint(step)))
+        def flush_then_record() -> None:
+            self.flush(retry_for=30.0)
+            self._sink.record_checkpoint(step)
+
+        self._guarded(flush_then_record)
+
+    def _notify(self, call: Callable[[TrainingObserver], None]) -> None:
+        for observer in self._observers:
+            try:
+                call(observer)
+            except Exception:  # an observer's bug must not stop training
+                log.exception("training observer %s failed", type(observer).__name__)
 
     # -- writes --------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from store.leases import JobState
 from training import train
 from training.types import RunResult
 from worker.context import WorkerContext
+from worker.diagnose import LiveDiagnosis
+from worker.observability import job_started, observe_progress
 from worker.reporter import AttemptFenced, Reporter
 from worker.sink import StoreSink
 
@@ -78,6 +80,7 @@ def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
 
 
 def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
+    job_started(state.id, attempt)  # logs name the attempt; metrics count it running
     checkpoint = ctx.settings.checkpoints_dir / f"{state.id}.pt"
     resume_step = (
         state.checkpoint_step if state.checkpoint_step is not None and checkpoint.exists() else None
@@ -90,11 +93,14 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
             attempt=attempt,
             step=resume_step if resume_step is not None else -1,
         )
+    # The live diagnosis watches what the reporter sees (worker/diagnose.py).
+    live = LiveDiagnosis.for_job(ctx.database, state, attempt, resume=resume_step is not None)
     reporter = Reporter(
         StoreSink(
             ctx.database, job_id=state.id, attempt=attempt, lease_seconds=ctx.settings.lease_seconds
         ),
         heartbeat_seconds=ctx.settings.heartbeat_seconds,
+        observers=[live],
     )
     timed_out = threading.Event()
     timer = _time_limit(ctx.settings.job_time_limit_seconds, reporter, timed_out)
@@ -109,6 +115,7 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
     if reporter.fenced:
         log.warning("job %s attempt %d was fenced out; another attempt owns it", state.id, attempt)
         return "fenced"
+    live.finish(ending.status)  # the final diagnosis, while the job is still ours (fenced)
     if _finish(ctx, state.id, attempt, ending):
         checkpoint.unlink(missing_ok=True)  # kept otherwise: the retry resumes from it
     return ending.status
@@ -141,7 +148,7 @@ def _train(
     try:
         result = train(
             state.spec,
-            reporter.callbacks(),
+            observe_progress(reporter.callbacks()),  # steps and steps/s for /metrics
             data_root=ctx.settings.data_root,
             upload_path=_upload_path(ctx, state),
             checkpoint_path=checkpoint,

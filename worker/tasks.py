@@ -10,6 +10,6 @@ from worker.runner import run_job
 
 
 def register_tasks(app: Celery) -> None:
-    @app.task(name=RUN_JOB_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    @app.task(name=RUN_JOB_TASK, ignore_result=True)
     def run_job_task(job_id: str) -> str:
         return run_job(current_context(), job_id)

@@ -184,6 +184,20 @@ def _snapshots(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _diagnose(client: Client, args: argparse.Namespace) -> int:
+    diagnosis = client.jobs.diagnosis(args.id)
+    emit(args, text.diagnosis_text(diagnosis), diagnosis)
+    return EXIT_OK
+
+
+def _remedy(client: Client, args: argparse.Namespace) -> int:
+    job = client.jobs.remedy(args.id, codes=args.codes, idempotency_key=args.idempotency_key)
+    print(f"submitted {job.id} ({job.status}), {args.id} with the remedies of "
+          f"{', '.join(args.codes)}; follow it: gradlab watch {job.id}", file=sys.stderr)
+    emit(args, job.id, job)
+    return EXIT_OK
+
+
 def _catalog(client: Client, args: argparse.Namespace) -> int:
     catalog = client.catalog()
     emit(args, text.catalog_text(catalog), catalog)
@@ -250,6 +264,15 @@ def _snapshots_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", type=int, help="only this step (draws its histogram)")
 
 
+def _remedy_arguments(parser: argparse.ArgumentParser) -> None:
+    _job_id(parser)
+    parser.add_argument("codes", nargs="+", metavar="CODE",
+                        help="codes of the job's findings whose remedies to apply, in order")
+    parser.add_argument(
+        "--idempotency-key", help="submit at most once per key: a retry returns the same job"
+    )
+
+
 def _upload_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="an .npz with arrays x and y (optionally x_test, y_test)")
     parser.add_argument("--name", help="default: the file's name")
@@ -270,6 +293,10 @@ COMMANDS = [
     Command("cancel", "ask a job to stop", _job_id, _cancel),
     Command("metrics", "a job's metric series", _metrics_arguments, _metrics),
     Command("snapshots", "a layer's distribution snapshots", _snapshots_arguments, _snapshots),
+    Command("diagnose", "what went wrong in a job: findings, evidence and remedies",
+            _job_id, _diagnose),
+    Command("remedy", "submit a job again with its findings' remedies applied",
+            _remedy_arguments, _remedy),
     Command("catalog", "every allowed spec value, described, and the service limits",
             _no_arguments, _catalog),
     Command("datasets upload", "upload a data set (.npz)", _upload_arguments, _datasets_upload),

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import textwrap
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from gradlab_client.models import Catalog, DatasetInfo, Histogram, Job, Snapshot
+from gradlab_client.models import Catalog, DatasetInfo, Diagnosis, Finding, Histogram, Job, Snapshot
 from gradlab_client.results import MetricsResult
 
 Cell = str | int | float | None
@@ -171,3 +173,35 @@ def latest_values(result: MetricsResult) -> dict[str, float | None]:
 
 def describe_latest(values: dict[str, float | None]) -> str:
     return " ".join(f"{name}={format_cell(value)}" for name, value in sorted(values.items()))
+
+
+def diagnosis_text(diagnosis: Diagnosis) -> str:
+    """Each finding as severity, code and layer@step, its title and detail, what to do and the
+    remedy's spec changes; then how to apply the remedies."""
+    if diagnosis.updated_at is None:
+        return f"{diagnosis.job_id}: not diagnosed yet (the first snapshot step is not reached)"
+    when = "final diagnosis" if diagnosis.final else "live diagnosis (the job is running)"
+    if not diagnosis.findings:
+        return f"{diagnosis.job_id}: {when}: nothing wrong found"
+    count = len(diagnosis.findings)
+    lines = [f"{diagnosis.job_id}: {when}: {count} finding{'s' if count > 1 else ''}"]
+    for finding in diagnosis.findings:
+        lines += ["", *_finding_lines(finding)]
+    codes = [finding.code for finding in diagnosis.findings if finding.remedy]
+    if codes:
+        lines += ["", f"apply remedies: gradlab remedy {diagnosis.job_id} {' '.join(codes)}"]
+    return "\n".join(lines)
+
+
+def _finding_lines(finding: Finding) -> list[str]:
+    where = f"{finding.layer or '-'}@{finding.step if finding.step is not None else '-'}"
+    lines = [f"{finding.severity.upper():<8} {finding.code}  {where}", f"  {finding.title}"]
+    lines += textwrap.wrap(finding.detail, width=96, initial_indent="  ",
+                           subsequent_indent="  ")
+    if finding.suggestion:
+        lines += textwrap.wrap(finding.suggestion, width=96, initial_indent="  suggestion: ",
+                               subsequent_indent="    ")
+    if finding.remedy:
+        changes = ", ".join(f"{path}={json.dumps(value)}" for path, value in finding.remedy.items())
+        lines.append(f"  remedy: {changes}")
+    return lines

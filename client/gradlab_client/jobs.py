@@ -1,5 +1,5 @@
 """`client.jobs`: submit, list, follow and cancel training jobs; read their metrics, layers and
-per-layer distribution snapshots."""
+per-layer distribution snapshots; read their diagnosis and submit its remedies."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from gradlab_client._http import HTTP
 from gradlab_client._progress import ProgressBar
 from gradlab_client.errors import Timeout
 from gradlab_client.models import (
+    Diagnosis,
     Job,
     JobPage,
     JobStatus,
@@ -154,6 +155,26 @@ class Jobs:
             return page.items, page.next_cursor
 
         return SnapshotIterator(fetch)
+
+    def diagnosis(self, job_id: str) -> Diagnosis:
+        """What went wrong in the job: findings (code, severity, the layer and step, the
+        evidence, a suggestion and a remedy), most severe first. Updated while the job runs;
+        `final` once it has ended."""
+        response = self._http.request("GET", f"{_job_path(job_id)}/diagnosis", retry=True)
+        return Diagnosis.model_validate_json(response.content)
+
+    def remedy(
+        self, job_id: str, *, codes: Sequence[str], idempotency_key: str | None = None
+    ) -> Job:
+        """Submit the job again with the remedies of its findings `codes` applied (in order);
+        the new job's parent_id is `job_id`. Retried on transient failures only with an
+        idempotency key, as create() is."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        response = self._http.request(
+            "POST", f"{_job_path(job_id)}/remedy", json={"codes": list(codes)}, headers=headers,
+            retry=idempotency_key is not None,
+        )
+        return Job.model_validate_json(response.content)
 
 
 def _job_path(job_id: str) -> str:

@@ -133,3 +133,52 @@ class Problem(_Model):
 class Health(_Model):
     status: Literal["ok", "unavailable"]
     checks: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- diagnosis ----------------------------------------------------------------------------------
+
+FindingSeverity = Literal["info", "warning", "error"]
+# Every code a diagnosis can raise, in the order findings of one severity are listed: causes
+# before the symptoms they produce.
+FINDING_CODES: tuple[str, ...] = (
+    "symmetry",  # the units of a layer are identical: zero or constant init
+    "divergence",  # the loss became non-finite, or ended far above where it began
+    "exploding_gradients",  # gradients orders of magnitude too large
+    "activation_collapse",  # the spread of the activations shrinks towards 0 with depth
+    "saturation",  # tanh/sigmoid outputs at their bounds, where the derivative is ~0
+    "dead_units",  # ReLU units that output 0 for every input
+    "vanishing_gradients",  # the first layer's gradient orders of magnitude below the last's
+    "lr_too_high",  # updates far above 1e-3 of the weights, or a loss that spikes or turns NaN
+    "lr_too_low",  # updates far below 1e-3 of the weights and a loss that barely moves
+    "no_learning",  # the loss stays at chance, ln(number of classes)
+    "overfitting",  # validation loss rises while training loss falls
+    "not_converged",  # the loss was still falling when training stopped
+)
+
+
+class Finding(_Model):
+    """One thing that went wrong in a run, in plain words, with the numbers that show it."""
+
+    code: str  # one of FINDING_CODES (a newer service may add codes)
+    severity: FindingSeverity
+    title: str
+    detail: str
+    layer: str | None = None
+    step: int | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    suggestion: str | None = None
+    # Spec changes that address it, by dotted path: {"model.init.scheme": "kaiming_normal"}.
+    remedy: dict[str, Any] | None = None
+
+
+class Diagnosis(_Model):
+    job_id: str
+    findings: list[Finding] = Field(default_factory=list)
+    final: bool = False  # True once the job has ended and been diagnosed as a whole
+    updated_at: datetime | None = None  # None: not diagnosed yet
+
+
+class RemedyRequest(_Model):
+    codes: list[str] = Field(min_length=1, max_length=len(FINDING_CODES),
+                             description="Codes of the job's findings whose remedies to apply, "
+                             "in order: where two set the same field, the later wins.")

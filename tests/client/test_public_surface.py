@@ -13,7 +13,7 @@ EXPECTED_ALL = [
     # the client and what it returns
     "Client", "MetricsResult", "SnapshotIterator",
     "Job", "JobStatus", "TERMINAL_STATUSES", "Progress", "MetricSeries", "Snapshot", "Histogram",
-    "Layer", "DatasetInfo", "Catalog", "CatalogValue", "Problem",
+    "Layer", "DatasetInfo", "Catalog", "CatalogValue", "Problem", "Diagnosis", "Finding",
     # errors
     "GradlabError", "APIError", "NotFound", "Unauthorized", "ValidationError", "Conflict",
     "RateLimited", "ServiceUnavailable", "Timeout", "TransportError",
@@ -66,7 +66,8 @@ def public_methods(cls: type) -> set[str]:
 def test_the_resources_offer_exactly_these_calls() -> None:
     assert public_methods(gradlab_client.Client) == {"catalog", "close"}
     assert public_methods(Jobs) == {
-        "create", "get", "list", "cancel", "wait", "metrics", "layers", "snapshots"
+        "create", "get", "list", "cancel", "wait", "metrics", "layers", "snapshots",
+        "diagnosis", "remedy",
     }
     assert public_methods(Datasets) == {"upload", "list"}
 

@@ -15,7 +15,7 @@ from store import teams
 from store.db import Database
 from tests.service.support import BOTH_BACKENDS, PROBLEM_JSON, JsonDict
 
-PUBLIC = {"/healthz", "/readyz"}
+PUBLIC = {"/healthz", "/readyz", "/metrics"}  # /metrics: Prometheus scrapers carry no key
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -37,6 +37,7 @@ def test_the_route_list_is_what_the_api_documents(app: FastAPI) -> None:
         "/v1/jobs", "/v1/jobs/no-such-id", "/v1/jobs/no-such-id/cancel",
         "/v1/jobs/no-such-id/metrics", "/v1/jobs/no-such-id/layers",
         "/v1/jobs/no-such-id/snapshots", "/v1/catalog", "/v1/datasets",
+        "/v1/jobs/no-such-id/diagnosis", "/v1/jobs/no-such-id/remedy",
     }
     # Beside the API, app.routes holds only the schema and its viewers, public by design.
     plain = {route.path for route in app.routes if isinstance(route, Route)}
@@ -81,7 +82,7 @@ def test_another_teams_job_is_404_like_an_unknown_id_on_every_job_route(
     mine = submit()["id"]
     theirs = {"Authorization": f"Bearer {other_key}"}
     job_routes = [(method, path) for method, path in api_routes(app) if "no-such-id" in path]
-    assert len(job_routes) == 5
+    assert len(job_routes) == 7
     for method, path in job_routes:
         for job_id in (mine, "no-such-id"):
             response = client.request(method, path.replace("no-such-id", job_id), headers=theirs)
