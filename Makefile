@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test chaos lint bench clean compose-check env-docs
+.PHONY: venv ui browser run test chaos lint bench clean compose-check env-docs
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,31 @@ $(STAMP): pyproject.toml client/pyproject.toml
 
 venv: $(STAMP)
 
-run: venv
+# The /ui dashboard's charting library (and the test driver, playwright-core), from npm into
+# node_modules: never committed, never fetched from a CDN. Without npm the API still runs and
+# /ui says what is missing.
+UI_STAMP := node_modules/.package-lock.json
+$(UI_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund; \
+	else echo "npm not found: /ui will have no charts (install Node.js, then make ui)"; fi
+
+ui: $(UI_STAMP)
+
+# The browser tests/ui drives: Debian's Chromium (never a downloaded one). Needs root.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+run: venv ui
 	$(BIN)/gradlab-server run
 
-test: venv
+test: venv ui
 	$(BIN)/python -m pytest -m "not chaos"
+
+# Worker deaths and outages (tests/chaos): real worker processes killed by pid, and private
+# PostgreSQL and Redis servers stopped, restarted and wiped (never the shared ones). Prints the
+# fault table and writes it to test-artifacts/chaos-report.{json,md}.
+chaos: venv
+	$(BIN)/python -m pytest -m chaos tests/chaos
 
 lint: venv
 	$(BIN)/ruff check .
@@ -40,4 +60,4 @@ env-docs: venv
 	$(BIN)/python deploy/config_docs.py --write
 
 clean:
-	rm -rf $(VENV) .gradlab
+	rm -rf $(VENV) .gradlab node_modules

@@ -16,9 +16,17 @@ from fastapi import FastAPI
 
 from service.body_limit import BodyLimit, Limit
 from service.deps import Services
+from service.links import document_links
 from service.metrics import install_metrics
-from service.problems import document_problem_media_type, install_handlers
-from service.routes import catalog, datasets, diagnosis, health, jobs, telemetry
+from service.nul_guard import NulGuard
+from service.problems import (
+    document_common_problems,
+    document_problem_media_type,
+    install_handlers,
+)
+from service.ratelimit import make_limiter
+from service.routes import catalog, datasets, diagnosis, health, jobs, studies, telemetry
+from service.ui import mount_ui
 from store.db import Database
 from store.migrate import is_at_head
 from store.settings import Settings
@@ -46,6 +54,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
             settings.broker_url, queue=settings.task_queue,
             transport_options=settings.broker_transport_options,
         ),
+        limiter=make_limiter(settings),
     )
 
     @asynccontextmanager
@@ -57,6 +66,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
             yield
         finally:
             services.db.close()
+            services.limiter.close()
             if celery_app is None:
                 services.celery.close()
 
@@ -66,6 +76,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     default_limit = Limit(settings.max_request_bytes,
                           f"request bodies are limited to {settings.max_request_bytes:,} bytes")
     app.add_middleware(BodyLimit, default=default_limit, routes=datasets.body_limits(settings))
+    app.add_middleware(NulGuard)
     app.state.services = services
     _document_problems(app)
     install_handlers(app)
@@ -75,6 +86,8 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.include_router(diagnosis.router)
     app.include_router(catalog.router)
     app.include_router(datasets.router)
+    app.include_router(studies.router)
+    mount_ui(app)  # static pages; their data comes from the routes above, with a key
     # Last: its middleware is then the outermost, timing everything the others do.
     install_metrics(app, services.db, services.celery)
     return app
@@ -86,7 +99,8 @@ def _document_problems(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problem_media_type(generate())
+            app.openapi_schema = document_links(document_problem_media_type(
+                document_common_problems(generate())))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -14,7 +14,8 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gradlab_client.models import Job
 
-from service.errors import Unauthorized
+from service.errors import RateLimited, Unauthorized
+from service.ratelimit import RateLimiter, retry_after_header
 from store import jobs, teams
 from store.db import Database
 from store.settings import Settings
@@ -28,6 +29,7 @@ class Services:
     settings: Settings
     db: Database
     celery: Celery
+    limiter: RateLimiter  # requests per API key (service.ratelimit)
 
 
 def get_services(request: Request) -> Services:
@@ -55,7 +57,19 @@ def current_team(
         team = teams.authenticate(session, key=credentials.credentials)
     if team is None:
         raise Unauthorized("the API key is unknown or revoked", field="Authorization")
+    _count_request(services, key=credentials.credentials)
     return team
+
+
+def _count_request(services: Services, *, key: str) -> None:
+    """Raise RateLimited when the key is over its budget. After authentication, so that only
+    live keys are counted, and here, so that every route with a key is limited and the routes
+    without one (probes, /metrics) are not."""
+    wait = services.limiter.hit(teams.hash_key(key))
+    if wait > 0:
+        limit = services.settings.rate_limit_per_minute
+        raise RateLimited(f"this API key is limited to {limit} requests per minute",
+                          retry_after=retry_after_header(wait))
 
 
 CurrentTeam = Annotated[Team, Depends(current_team)]

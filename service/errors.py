@@ -10,7 +10,9 @@ service.problems; routes raise, they never build error responses::
     │                                          upload the team does not have)
     ├── LimitExceeded   422  limit_exceeded    the spec is valid but over a resource cap
     ├── InvalidUpload   422  invalid_upload    an uploaded file that is not a usable .npz
-    └── PayloadTooLarge 413  payload_too_large an upload over settings.max_upload_bytes
+    ├── PayloadTooLarge 413  payload_too_large an upload over settings.max_upload_bytes
+    └── RateLimited     429  rate_limited      the key made more than settings.rate_limit_per_minute
+                                               requests in a minute; `retry_after` seconds
 """
 
 from __future__ import annotations
@@ -51,3 +53,12 @@ class InvalidUpload(ApiError):
 class PayloadTooLarge(ApiError):
     code = "payload_too_large"
     status = 413
+
+
+class RateLimited(ApiError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # the Retry-After header: whole seconds

@@ -8,6 +8,7 @@ the log, never to the caller.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
@@ -19,13 +20,19 @@ from gradlab_client.models import Problem
 from gradlab_client.spec import FieldError, describe_errors
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from service.errors import ApiError
+from service.errors import ApiError, RateLimited
 from store.errors import QuotaExceeded, StoreError, Unavailable
 
+log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 # Seconds a client should wait before retrying when the database is down or a quota is full.
 RETRY_AFTER = {Unavailable: "5", QuotaExceeded: "30"}
+# The driver's message (hosts, database names, SQL) goes to the log; the caller learns this.
+UNAVAILABLE_DETAIL = "the database is unavailable; retry later"
+# Methods a 405's Allow header can list (RFC 9110 15.5.6: all the methods the path supports).
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def problem_response(
@@ -78,10 +85,16 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     for kind, seconds in RETRY_AFTER.items():
         if isinstance(exc, kind):
             headers["Retry-After"] = seconds
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = exc.retry_after
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    detail = exc.message
+    if isinstance(exc, Unavailable):
+        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        detail = UNAVAILABLE_DETAIL
     return problem_response(
-        exc.status, code=exc.code, detail=exc.message, field=exc.field, headers=headers or None
+        exc.status, code=exc.code, detail=detail, field=exc.field, headers=headers or None
     )
 
 
@@ -96,9 +109,35 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        return _unparsable_body(exc)
     code = _title(exc.status_code).lower().replace(" ", "_").replace("-", "_")
     detail = str(exc.detail) if exc.detail != _title(exc.status_code) else None
-    return problem_response(exc.status_code, code=code, detail=detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(exc.status_code, code=code, detail=detail, headers=headers or None)
+
+
+def _unparsable_body(exc: HTTPException) -> JSONResponse:
+    """FastAPI and Starlette raise 400 only when they cannot parse the body (bytes that are not
+    UTF-8 JSON, broken multipart, too many form parts). Malformed JSON is already 422 on `body`,
+    so every unparsable body is answered the same way: one documented status for one mistake."""
+    generic = exc.detail in (None, "", "There was an error parsing the body")
+    detail = "the body cannot be parsed" + ("" if generic else f": {exc.detail}")
+    return problem_response(422, code="invalid_request", detail=detail, field="body")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette names only the methods of the
+    first route that matched the path, and this API serves GET and POST of one path from two
+    routes."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -125,6 +164,28 @@ def _title(status: int) -> str:
 def problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The problem responses a route may return, for the OpenAPI reader."""
     return {status: {"model": Problem, "description": _title(status)} for status in statuses}
+
+
+def document_common_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Declare the problems that do not depend on a route, on every operation they apply to,
+    so that routes added later are documented too:
+    - an operation that needs a key may answer 401 and 429 (service.ratelimit);
+    - an operation with a body may answer 413 (service.body_limit) and 422 (an unparsable body);
+    - FastAPI's own 422 schema (HTTPValidationError) is replaced: validation errors are problems.
+    """
+    problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            statuses = [*((401, 429) if operation.get("security") else ()),
+                        *((413, 422) if "requestBody" in operation else ())]
+            for status, response in list(responses.items()):
+                if "HTTPValidationError" in str(response.get("content", {})):
+                    statuses.append(int(status))
+                    del responses[status]
+            for status in statuses:
+                responses.setdefault(str(status), {"description": _title(status), **problem})
+    return openapi
 
 
 def document_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:

@@ -48,9 +48,22 @@ def decode_cursor(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
         raise InvalidInput("cursor", "not a cursor returned by this API") from None
     if not isinstance(parts, list) or len(parts) != len(types):
         raise InvalidInput("cursor", "not a cursor returned by this API")
-    if not all(type(part) is kind for part, kind in zip(parts, types, strict=True)):
+    if not all(type(part) is kind and _storable(part)
+               for part, kind in zip(parts, types, strict=True)):
         raise InvalidInput("cursor", "not a cursor returned by this API")
     return tuple(parts)
+
+
+# A cursor's numbers are steps and depths: INTEGER columns, 32-bit on PostgreSQL.
+_MAX_CURSOR_INT = 2**31 - 1
+
+
+def _storable(part: object) -> bool:
+    """A forged cursor must not reach the database with values it refuses (an integer out of
+    range, a NUL character): that is a 500 there, and a 422 here."""
+    if isinstance(part, int):
+        return 0 <= part <= _MAX_CURSOR_INT
+    return not (isinstance(part, str) and "\x00" in part)
 
 
 def check_limit(limit: int, maximum: int, field: str = "limit") -> None:

@@ -65,14 +65,15 @@ def create_job(
     The same key with a different request_hash raises Conflict. Two racing requests with one key
     make one row: the unique (team_id, idempotency_key) constraint refuses the second insert,
     which then returns the first's job. max_queued (the team's quota) raises QuotaExceeded; a
-    replay of an existing job is never refused by it.
+    replay of an existing job is never refused by it. Concurrent submits cannot both take the
+    last slot (see reserve_queued).
     """
     if idempotency_key is not None:
         existing = _replay(session, team_id, idempotency_key, request_hash)
         if existing is not None:
             return CreatedJob(existing, created=False)
-    if max_queued is not None and team_counts(session, team_id=team_id).queued >= max_queued:
-        raise QuotaExceeded(f"the team has {max_queued} queued jobs, the most it may have")
+    if max_queued is not None:
+        reserve_queued(session, team_id=team_id, max_queued=max_queued)
     if parent_id is not None:
         get_job(session, team_id=team_id, job_id=parent_id)
     row = orm.Job(
@@ -199,3 +200,28 @@ def team_counts(session: Session, *, team_id: str) -> TeamCounts:
     )
     counts = dict(session.execute(query).all())
     return TeamCounts(queued=counts.get("queued", 0), running=counts.get("running", 0))
+
+
+def lock_team(session: Session, *, team_id: str) -> None:
+    """Serialise the team's quota checks until the transaction ends.
+
+    Counting and then inserting (or claiming) is a race under READ COMMITTED: two transactions
+    both count one free slot and both take it. On PostgreSQL the team's row is locked FOR NO
+    KEY UPDATE, which makes a second checker wait for the first's commit, and then count again,
+    but does not conflict with the key-share locks that inserting rows referencing the team
+    (jobs, keys, uploads) takes. On SQLite the statement locks nothing: a write transaction
+    (store.db, BEGIN IMMEDIATE) already holds the database's only write lock.
+    Lock order: the team, then its jobs; nothing locks a job and then its team.
+    """
+    query = select(orm.Team.id).where(orm.Team.id == team_id).with_for_update(key_share=True)
+    session.execute(query)
+
+
+def reserve_queued(session: Session, *, team_id: str, max_queued: int, adding: int = 1) -> None:
+    """Raise QuotaExceeded unless the team may queue `adding` more jobs; call it in the write
+    transaction that inserts them (it holds the team's lock until that commits)."""
+    lock_team(session, team_id=team_id)
+    queued = team_counts(session, team_id=team_id).queued
+    if queued + adding > max_queued:
+        raise QuotaExceeded(f"the team has {queued} queued jobs and may have at most "
+                            f"{max_queued}")

@@ -17,13 +17,13 @@ from typing import Any, Literal
 
 from gradlab_client.models import TERMINAL_STATUSES
 from gradlab_client.spec import JobSpec
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from store import orm
+from store import jobs, orm
 from store._codec import json_safe
 from store._sql import fence
-from store.errors import InvalidInput, NotFound, StaleAttempt
+from store.errors import InvalidInput, NotFound, QuotaExceeded, StaleAttempt
 
 RetryOutcome = Literal["requeued", "failed", "cancelled", "skipped"]
 
@@ -74,12 +74,19 @@ def claim_job(
     device: str,
     lease_seconds: float,
     now: datetime | None = None,
+    max_running: int | None = None,
 ) -> int | None:
     """Move a queued job to running under a new attempt and return its number.
 
     None when the job is not queued (another worker has it, it was cancelled, it is done): one
     conditional UPDATE, so of two racing claimers exactly one wins.
+
+    max_running (the team's quota of running jobs) raises QuotaExceeded when the job's team
+    already runs that many; the job stays queued, unchanged, for a later claim. Claims of one
+    team are serialised (store.jobs.lock_team), so racing workers cannot both take its last slot.
     """
+    if max_running is not None:
+        _check_running_quota(session, job_id=job_id, max_running=max_running)
     now = _now(now)
     stmt = (
         update(orm.Job)
@@ -94,6 +101,18 @@ def claim_job(
         .execution_options(synchronize_session=False)
     )
     return session.execute(stmt).scalar_one_or_none()
+
+
+def _check_running_quota(session: Session, *, job_id: str, max_running: int) -> None:
+    team_id = session.scalar(
+        select(orm.Job.team_id).where(orm.Job.id == job_id, orm.Job.status == "queued")
+    )
+    if team_id is None:
+        return  # not claimable anyway: the claim's UPDATE answers None
+    jobs.lock_team(session, team_id=team_id)
+    running = jobs.team_counts(session, team_id=team_id).running
+    if running >= max_running:
+        raise QuotaExceeded(f"the team runs {running} jobs, the most it may run at once")
 
 
 def renew_lease(
@@ -147,6 +166,34 @@ def finish_job(
 def record_checkpoint(session: Session, *, job_id: str, attempt: int, step: int) -> None:
     """Note that a checkpoint for `step` is complete on disk: a retry resumes from it (fenced)."""
     _fenced_update(session, job_id, attempt, {"checkpoint_step": step}, orm.Job.id)
+
+
+def release_job(
+    session: Session,
+    *,
+    job_id: str,
+    attempt: int,
+    progress_step: int | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Hand a running job back to the queue (its worker is shutting down), fenced; return the
+    new status: "queued", or "cancelled" when a cancel was requested meanwhile.
+
+    The caller commits, then sends the id to the broker; the next claim is attempt n+1 and
+    resumes from the checkpoint, with no wait for the lease to run out. A release counts as an
+    attempt (claims are what `attempt` counts): attempt numbers only grow, which is what
+    fences out whatever the released attempt might still write.
+    """
+    now = _now(now)
+    cancelled = orm.Job.cancel_requested.is_(True)
+    values: dict[str, Any] = {
+        "status": case((cancelled, literal("cancelled")), else_=literal("queued")),
+        "finished_at": case((cancelled, literal(now, orm.UTCDateTime())), else_=None),
+        "worker": None, "lease_expires_at": None, "heartbeat_at": None, "enqueued_at": now,
+    }
+    if progress_step is not None:
+        values["progress_step"] = progress_step
+    return str(_fenced_update(session, job_id, attempt, values, orm.Job.status))
 
 
 def _fenced_update(

@@ -224,3 +224,20 @@ class Diagnosis(Base):
     attempt: Mapped[int]
     final: Mapped[bool]  # False: written live, while the job trained
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Study(Base):
+    """A grid or random search of job variants. Its jobs carry its id in jobs.study_id; `runs`
+    maps each job to its variant and seed, so comparisons group jobs without parsing specs."""
+
+    __tablename__ = "studies"
+    __table_args__ = (Index(None, "team_id", "created_at", "id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(100))
+    template: Mapped[str | None] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]]  # the study as submitted (base, grid or search, seeds)
+    varied: Mapped[list[str]] = mapped_column(Json)  # the dotted paths that differ by variant
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(Json)  # each variant's values
+    runs: Mapped[list[dict[str, Any]]] = mapped_column(Json)  # {job_id, variant, seed}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="Celery broker. The default needs no server: messages are files under "
         "{home}/broker. Use redis://host:6379/0 for workers on other machines.",
     )
+    broker_visibility_timeout_seconds: float | None = Field(
+        None, gt=0, description="Redis only: seconds before a message taken but not "
+        "acknowledged is delivered again (kombu's visibility_timeout; unset: kombu's default, "
+        "one hour). Jobs are acknowledged when they start, so a job may run longer than this."
+    )
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
     lease_seconds: float = Field(
@@ -93,6 +98,17 @@ class Settings(BaseSettings):
     max_running_jobs_per_team: int = Field(8, ge=1, description="Running jobs a team may have.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per API key per minute.")
     task_queue: str = Field("gradlab", min_length=1, description="Celery queue of training jobs.")
+    study_queue: str = Field(
+        "", description="Celery queue of study jobs, which workers take turns with task_queue, "
+        "so that a large study does not starve single jobs. Default: {task_queue}-studies."
+    )
+    max_study_jobs: int = Field(
+        200, ge=1, description="Most jobs (variants times seeds) one study may create."
+    )
+    max_queued_study_jobs_per_team: int = Field(
+        400, ge=1, description="Queued study jobs a team may have, over all its studies (apart "
+        "from max_queued_jobs_per_team, which counts its other jobs)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="Log level of the API and the worker."
     )
@@ -122,6 +138,8 @@ class Settings(BaseSettings):
         data = {**data, "home": home}
         for name, leaf in _HOME_DEFAULTS.items():
             data[name] = Path(data.get(name) or home / leaf).expanduser().resolve()
+        if not data.get("study_queue"):
+            data["study_queue"] = f"{data.get('task_queue') or 'gradlab'}-studies"
         if not data.get("database_url"):
             data["database_url"] = f"sqlite:///{home / 'gradlab.db'}"
         return data
@@ -153,16 +171,22 @@ class Settings(BaseSettings):
 
     @property
     def broker_transport_options(self) -> dict[str, Any]:
-        """Celery's broker_transport_options: folders of the filesystem transport, else none."""
-        if not self.broker_url.startswith("filesystem:"):
-            return {}
-        return filesystem_broker_options(self.broker_dir)
+        """Celery's broker_transport_options: folders of the filesystem transport; Redis's
+        visibility timeout where one is set; else none."""
+        if self.broker_url.startswith("filesystem:"):
+            return filesystem_broker_options(self.broker_dir)
+        if self.broker_url.startswith(("redis:", "rediss:")) and (
+            self.broker_visibility_timeout_seconds is not None
+        ):
+            return {"visibility_timeout": self.broker_visibility_timeout_seconds}
+        return {}
 
     def ensure_directories(self) -> None:
         """Create home and the folders under it; the CLI calls this before starting anything."""
         folders = [self.home, self.checkpoints_dir, self.uploads_dir]
-        options = self.broker_transport_options
-        folders += [Path(options[key]) for key in ("data_folder_in", "processed_folder") if options]
+        if self.broker_url.startswith("filesystem:"):
+            options = self.broker_transport_options
+            folders += [Path(options[key]) for key in ("data_folder_in", "processed_folder")]
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
 

@@ -44,6 +44,10 @@ def _make_folders(transport_options: dict[str, Any]) -> None:
             Path(transport_options[key]).mkdir(parents=True, exist_ok=True)
 
 
-def publish_job(app: Celery, job_id: str) -> None:
-    """Send a job id to the workers by task name (the API never imports the worker's code)."""
-    app.send_task(RUN_JOB_TASK, args=[job_id])
+def publish_job(app: Celery, job_id: str, *, queue: str | None = None) -> None:
+    """Send a job id to the workers by task name (the API never imports the worker's code).
+    `queue`: another queue than the default (study jobs go to settings.study_queue)."""
+    if queue is None:
+        app.send_task(RUN_JOB_TASK, args=[job_id])
+    else:
+        app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)

@@ -8,18 +8,31 @@ a resumed attempt after a crash) sees the old checkpoint or the new one, never h
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from gradlab_client.spec import JobSpec
 
 FORMAT = 1
 
 
 class CheckpointError(ValueError):
     """The checkpoint cannot be used to resume this spec."""
+
+
+def fingerprint(spec: JobSpec) -> str:
+    """What a checkpoint's state depends on. Resuming under another model, data, optimizer,
+    schedule, regularization, seed or batch size is refused; more steps, other telemetry or
+    another evaluation cadence are the same run, continued."""
+    parts = spec.model_dump(
+        mode="json", include={"data", "model", "optimizer", "schedule", "regularization"}
+    )
+    parts["seed"], parts["batch_size"] = spec.training.seed, spec.training.batch_size
+    return json.dumps(parts, sort_keys=True)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -36,12 +49,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: Path, *, fingerprint: str) -> dict[str, Any]:
+def load_checkpoint(path: Path, spec: JobSpec) -> dict[str, Any]:
     """The state saved at ``path``; CheckpointError when it was written for another spec."""
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {state.get('format')!r}, expected {FORMAT}")
-    if state.get("fingerprint") != fingerprint:
+        found = state.get("format")
+        raise CheckpointError(f"{path}: checkpoint format {found!r}, expected {FORMAT}")
+    if state.get("fingerprint") != fingerprint(spec):
         raise CheckpointError(
             f"{path} was written for a different model, data, optimizer or seed; "
             "resume only with the spec that wrote it"

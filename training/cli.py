@@ -68,13 +68,22 @@ def train_command(
         )
         try:
             result = train(
-                spec, callbacks, data_root=data_root, checkpoint_path=out_dir / "checkpoint.pt", resume=resume
+                spec,
+                callbacks,
+                data_root=data_root,
+                checkpoint_path=out_dir / "checkpoint.pt",
+                resume=resume,
             )
         except Exception as exc:  # the command's contract: report and exit 1, never a traceback
             print(f"\nerror: training failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
-    _write_summary(out_dir / "summary.json", result, recorder.layer_infos, spec, time.perf_counter() - started)
-    print(f"\n{result.status} after {result.steps_done}/{result.total_steps} steps: {_brief(result)}", file=sys.stderr)
+    _write_summary(
+        out_dir / "summary.json", result, recorder.layer_infos, spec, time.perf_counter() - started
+    )
+    print(
+        f"\n{result.status} after {result.steps_done}/{result.total_steps} steps: {_brief(result)}",
+        file=sys.stderr,
+    )
     return EXIT_CODES[result.status]
 
 
@@ -136,7 +145,9 @@ def _interruptible() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _write_summary(path: Path, result: RunResult, layers: list[LayerInfo], spec: JobSpec, seconds: float) -> None:
+def _write_summary(
+    path: Path, result: RunResult, layers: list[LayerInfo], spec: JobSpec, seconds: float
+) -> None:
     document = {
         **asdict(result),
         "elapsed_seconds": round(seconds, 3),
@@ -167,9 +178,13 @@ def _finite(value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.cli", description="Train a job spec locally.")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.cli", description="Train a job spec locally."
+    )
     parser.add_argument("spec", type=Path, help="a JSON (or YAML) job spec")
-    parser.add_argument("--out", type=Path, required=True, help="folder for metrics, snapshots, summary")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for metrics, snapshots, summary"
+    )
     parser.add_argument("--data-root", type=Path, default=None, help="where cifar10 lives")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     args = parser.parse_args(argv)

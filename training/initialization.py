@@ -8,6 +8,8 @@ really leave all units of a layer identical (symmetry is never broken).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from gradlab_client.spec import RELU_FAMILY, InitSpec
 from torch import nn
@@ -15,9 +17,10 @@ from torch import nn
 from training.model import Network
 
 LEAKY_SLOPE = nn.LeakyReLU().negative_slope  # the slope our leaky_relu modules use
+Nonlinearity = Literal["linear", "sigmoid", "tanh", "relu", "leaky_relu"]
 
 
-def nonlinearity(activation: str) -> tuple[str, float]:
+def nonlinearity(activation: str) -> tuple[Nonlinearity, float]:
     """The name (and parameter) torch.nn.init.calculate_gain takes for an activation.
 
     The ReLU family is approximated by 'relu' (He et al.): ELU, GELU, SiLU, softplus and maxout
@@ -27,8 +30,10 @@ def nonlinearity(activation: str) -> tuple[str, float]:
         return "leaky_relu", LEAKY_SLOPE
     if activation in RELU_FAMILY:
         return "relu", 0.0
-    if activation in ("tanh", "sigmoid"):
-        return activation, 0.0
+    if activation == "tanh":
+        return "tanh", 0.0
+    if activation == "sigmoid":
+        return "sigmoid", 0.0
     return "linear", 0.0
 
 
@@ -45,7 +50,7 @@ def initialize(model: Network, init: InitSpec, activation: str) -> None:
                 bias.zero_()
 
 
-def _init_weight(weight: torch.Tensor, init: InitSpec, nonlin: str, slope: float) -> None:
+def _init_weight(weight: torch.Tensor, init: InitSpec, nonlin: Nonlinearity, slope: float) -> None:
     scheme = init.scheme
     if scheme == "zeros":
         nn.init.zeros_(weight)
@@ -67,4 +72,3 @@ def _init_weight(weight: torch.Tensor, init: InitSpec, nonlin: str, slope: float
         nn.init.orthogonal_(weight, gain=init.gain)
     else:
         raise ValueError(f"model.init.scheme: unknown scheme {scheme!r}")
-

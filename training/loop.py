@@ -5,41 +5,49 @@ Step s reports the loss, accuracy, gradient norm and learning rate of update s; 
 runs after update s; a snapshot at s shows the weights, gradients and activations that update s
 started from and computed (before the optimizer moved anything), so the three kinds agree.
 
-Determinism: the model is initialized from ``seed`` (in a forked global RNG, so the caller's RNG
+Determinism: the model is initialized from the seed (in a forked global RNG, so the caller's RNG
 is left alone), and batching, dropout and augmentation each draw from their own seeded
 torch.Generator, saved in checkpoints. The same spec and seed give bit-identical metrics on CPU.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from gradlab_client.shapes import DataKind, total_steps
-from gradlab_client.spec import AugmentSpec, JobSpec
+from gradlab_client.shapes import total_steps
+from gradlab_client.spec import JobSpec
 
+from training.augment import make_augmenter
 from training.batches import BatchSampler
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from training.data import Dataset, load_dataset
 from training.evaluate import evaluate
-from training.initialization import initialize
-from training.metrics import MetricBuffer, SummaryTracker, first_nonfinite_loss
-from training.model import Network, build_model
+from training.metrics import (
+    MetricBuffer,
+    SummaryTracker,
+    first_nonfinite_loss,
+    grad_norms,
+    update_ratios,
+)
 from training.optim import build_optimizer, lr_factor, penalty
 from training.probes import ActivationRecorder, collect, summarize
+from training.runtime import (
+    denormals_flushed,
+    generator,
+    resolve_device,
+    seeded_model,
+    stream_seeds,
+)
 from training.types import LayerInfo, RunResult, RunStatus, Snapshot, TrainingCallbacks
 
 # Metrics wait on the device at most this many steps or seconds before they are copied over.
 FLUSH_STEPS = 64
 FLUSH_SECONDS = 2.0
-
-Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def train(
@@ -53,10 +61,11 @@ def train(
     checkpoint_every: int | None = None,
     resume: bool = False,
 ) -> RunResult:
-    """Train ``spec`` and report through ``callbacks`` (all called on this thread).
+    """Train ``spec`` and report through ``callbacks``, all called on this thread.
 
-    ``dataset`` is used as given, else loaded from the spec. With ``resume`` and an existing
-    ``checkpoint_path``, training continues after the checkpoint's step.
+    ``dataset`` is used as given, else loaded from the spec. A checkpoint is written to
+    ``checkpoint_path`` every ``checkpoint_every`` steps and when should_stop() says so; with
+    ``resume`` and an existing checkpoint, training continues after the checkpoint's step.
     """
     if checkpoint_every is not None and checkpoint_path is None:
         raise ValueError("checkpoint_every needs a checkpoint_path")
@@ -64,37 +73,17 @@ def train(
         seed = spec.training.seed
         dataset = load_dataset(spec.data, seed=seed, data_root=data_root, upload_path=upload_path)
     device = resolve_device(spec.training.device)
-    with _denormals_flushed(device):
+    with denormals_flushed(device):
         trainer = Trainer(spec, dataset, device, callbacks or TrainingCallbacks())
         trainer.checkpoint_path, trainer.checkpoint_every = checkpoint_path, checkpoint_every
         if resume and checkpoint_path is not None and checkpoint_path.exists():
-            trainer.restore(load_checkpoint(checkpoint_path, fingerprint=trainer.fingerprint))
+            trainer.restore(load_checkpoint(checkpoint_path, spec))
         return trainer.run()
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but this machine has no CUDA device")
-    return torch.device(name)
-
-
-@contextmanager
-def _denormals_flushed(device: torch.device) -> Iterator[None]:
-    """Subnormal floats are ~100x slower on x86 CPUs; a deep net initialized with std 0.01 is
-    full of them and trains ~4x slower. Flushing them to zero changes no result that matters."""
-    if device.type != "cpu":
-        yield
-        return
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
 class Trainer:
+    """The state of one run and the loop over it; ``train`` is the way in."""
+
     def __init__(
         self, spec: JobSpec, data: Dataset, device: torch.device, callbacks: TrainingCallbacks
     ) -> None:
@@ -103,23 +92,19 @@ class Trainer:
         self.x_train, self.y_train = data.x_train.to(device), data.y_train.to(device)
         self.x_val, self.y_val = data.x_val.to(device), data.y_val.to(device)
         self.total = total_steps(spec, self.shape.n_train)
-        self.model = _seeded_model(spec, data).to(device)
+        self.model = seeded_model(spec, data).to(device)
         self.layers = self.model.layers()
         self.weights = [layer.weight for layer in self.layers]
         self.params = list(self.model.parameters())
         self.optimizer = build_optimizer(self.model, self.weights, spec.optimizer)
         self.lr_factor = lr_factor(spec.schedule, self.total)
-        seed = spec.training.seed
-        # Distinct streams per purpose, so turning on augmentation does not change the batches.
-        batches, dropout, augment = (_generator(seed * 4 + k, device) for k in range(3))
-        self.generators = {"dropout": dropout, "augment": augment}
-        self.model.set_dropout_generator(dropout)
+        seeds = stream_seeds(spec.training.seed)
+        self.generators = {name: generator(seeds[name], device) for name in ("dropout", "augment")}
+        self.model.set_dropout_generator(self.generators["dropout"])
+        batches = generator(seeds["batches"], device)
         self.sampler = BatchSampler(len(self.y_train), spec.training.batch_size, batches)
-        self.augment = _augmenter(spec.data.augment, self.shape.kind)
-        bf16 = spec.training.precision == "bf16"
-        self.autocast: Callable[[], AbstractContextManager[object]] = (
-            (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
-        )
+        self.augment = make_augmenter(spec.data.augment, self.shape.kind)
+        self.bf16 = spec.training.precision == "bf16"
         self.metrics, self.summary = MetricBuffer(), SummaryTracker()
         self.step = 0
         self.checkpoint_path: Path | None = None
@@ -138,10 +123,8 @@ class Trainer:
             self.step = step
             if step % self.spec.training.eval_every == 0 or step == self.total:
                 self.metrics.add_extra(step, self._evaluate())
-            if self._flush_due(step):
-                diverged = self._flush()
-                if diverged is not None:
-                    return self._result("diverged", diverged, f"non-finite training loss at step {diverged}")
+            if self._flush_due(step) and (diverged := self._flush()) is not None:
+                return self._diverged(diverged)
             if self._checkpoint_due(step):
                 self._checkpoint()
             if callbacks.on_progress:
@@ -154,32 +137,46 @@ class Trainer:
         started = time.perf_counter()
         probing = self._is_snapshot_step(step)
         x, y = self._batch()
-        logits, loss, activations = self._forward(x, y, record=probing and self._probes("activation"))
+        record = probing and "activation" in self.spec.telemetry.kinds
+        logits, loss, activations = self._forward(x, y, record=record)
         extra = penalty(self.weights, self.spec.regularization)  # trained on, not in train_loss
         self.optimizer.zero_grad(set_to_none=True)
         (loss if extra is None else loss + extra).backward()
         if probing:
             self._probe(step, activations)  # the weights and gradients this update starts from
-        grad_norms = self._grad_norms()
+        norms = grad_norms(self.params, self.spec.training.grad_clip)
         lr = self._set_lr(step)
         before = [w.detach().clone() for w in self.weights] if probing else None
         self.optimizer.step()
         host = {"lr": lr, "step_time": time.perf_counter() - started}
         self.metrics.add(
-            step, loss=loss.detach(), logits=logits.detach(), targets=y, grad_norms=grad_norms, host=host
+            step,
+            loss=loss.detach(),
+            logits=logits.detach(),
+            targets=y,
+            grad_norms=norms,
+            host=host,
         )
         if before is not None:
-            self.metrics.add_extra(step, self._update_ratios(before))
+            self.metrics.add_extra(step, update_ratios(self.layers, before))
 
     def _forward(
         self, x: torch.Tensor, y: torch.Tensor, *, record: bool
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Logits, loss and (when recording) the hidden layers' activations."""
-        with ActivationRecorder(self.layers if record else []) as recorder, self.autocast():
+        if not record and not self.bf16:  # the common step: no context managers to enter
+            logits = self.model(x)
+            return logits, F.cross_entropy(logits, y), {}
+        with ActivationRecorder(self.layers if record else []) as recorder, self._autocast():
             logits = self.model(x)
         if logits.dtype != torch.float32:
             logits = logits.float()  # under bf16 autocast: loss and metrics in fp32
         return logits, F.cross_entropy(logits, y), recorder.outputs
+
+    def _autocast(self) -> AbstractContextManager[object]:
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
 
     def _set_lr(self, step: int) -> float:
         """The schedule is a pure function of the step (no scheduler state to checkpoint), and
@@ -196,63 +193,39 @@ class Trainer:
             x = self.augment(x, self.generators["augment"])
         return x, y
 
-    def _grad_norms(self) -> list[torch.Tensor]:
-        """Per-parameter gradient norms, taken before clipping (which is done in place here);
-        their L2 norm is the global gradient norm (reduced later, in the metric buffer).
-
-        Written out rather than torch.nn.utils.clip_grad_norm_/get_total_norm: their wrappers
-        cost ~80 us a call on CPU, 15% of a small model's whole step.
-        """
-        grads = [p.grad for p in self.params if p.grad is not None]
-        norms = list(torch._foreach_norm(grads))
-        clip = self.spec.training.grad_clip
-        if clip is None:
-            return norms
-        total = torch.linalg.vector_norm(torch.stack(norms))
-        torch._foreach_mul_(grads, (clip / (total + 1e-6)).clamp_(max=1.0))
-        return [total]
-
-    def _update_ratios(self, before: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """|W_after - W_before| / |W_before| per layer (snapshot steps only: it needs a copy)."""
-        return {
-            f"update_ratio/{layer.name}": torch.linalg.vector_norm(layer.weight.detach() - old)
-            / torch.linalg.vector_norm(old).clamp_min(1e-12)
-            for layer, old in zip(self.layers, before, strict=True)
-        }
-
     def _is_snapshot_step(self, step: int) -> bool:
-        every = self.spec.telemetry.snapshot_every
-        return bool(self.spec.telemetry.kinds) and (step == 1 or step % every == 0 or step == self.total)
-
-    def _probes(self, kind: str) -> bool:
-        return kind in self.spec.telemetry.kinds
+        every, kinds = self.spec.telemetry.snapshot_every, self.spec.telemetry.kinds
+        return bool(kinds) and (step == 1 or step % every == 0 or step == self.total)
 
     def _probe(self, step: int, activations: dict[str, torch.Tensor]) -> None:
         telemetry = self.spec.telemetry
         probes = collect(self.layers, list(telemetry.kinds), activations)
         # Its own generator, seeded per step: probing never moves the training RNG streams.
-        generator = _generator(self.spec.training.seed * 1_000_003 + step, self.device)
+        sampling = generator(self.spec.training.seed * 1_000_003 + step, self.device)
+        activation = self.spec.model.activation
         snapshots = summarize(
-            step, probes, bins=telemetry.bins, activation=self.spec.model.activation, generator=generator
+            step, probes, bins=telemetry.bins, activation=activation, generator=sampling
         )
         self._snapshots = (step, snapshots)
 
     def _evaluate(self) -> dict[str, torch.Tensor]:
         with_auc = self.shape.kind == "categorical" and self.shape.num_classes == 2
-        return evaluate(self.model, self.x_val, self.y_val, autocast=self.autocast, with_auc=with_auc)
+        return evaluate(
+            self.model, self.x_val, self.y_val, autocast=self._autocast, with_auc=with_auc
+        )
 
     def _flush_due(self, step: int) -> bool:
         return (
-            step == self.total
-            or self._snapshots is not None
+            self._snapshots is not None
             or step % self.spec.training.eval_every == 0
-            or self._checkpoint_due(step)
             or len(self.metrics) >= FLUSH_STEPS
+            or step == self.total
+            or self._checkpoint_due(step)
             or time.perf_counter() - self._flushed_at >= FLUSH_SECONDS
         )
 
     def _flush(self) -> int | None:
-        """Report pending metrics (and the pending snapshot) up to the first non-finite training
+        """Report pending metrics (then the pending snapshot) up to the first non-finite training
         loss; return that step, or None."""
         drained = self.metrics.drain()
         diverged = first_nonfinite_loss(drained)
@@ -263,9 +236,9 @@ class Trainer:
             if self.callbacks.on_metrics:
                 self.callbacks.on_metrics(step, metrics)
         pending, self._snapshots = self._snapshots, None
-        if pending and pending[1] and (diverged is None or pending[0] <= diverged):
-            if self.callbacks.on_snapshots:
-                self.callbacks.on_snapshots(*pending)
+        wanted = pending and pending[1] and (diverged is None or pending[0] <= diverged)
+        if wanted and pending and self.callbacks.on_snapshots:
+            self.callbacks.on_snapshots(*pending)
         self._flushed_at = time.perf_counter()
         return diverged
 
@@ -284,9 +257,12 @@ class Trainer:
     def _stop(self) -> RunResult:
         diverged = self._flush()
         if diverged is not None:
-            return self._result("diverged", diverged, f"non-finite training loss at step {diverged}")
+            return self._diverged(diverged)
         self._checkpoint()
         return self._result("stopped", self.step, f"stopped on request after step {self.step}")
+
+    def _diverged(self, step: int) -> RunResult:
+        return self._result("diverged", step, f"non-finite training loss at step {step}")
 
     def _result(self, status: RunStatus, steps_done: int, reason: str | None = None) -> RunResult:
         summary = dict(self.summary.values)
@@ -294,22 +270,17 @@ class Trainer:
 
     def layer_infos(self) -> list[LayerInfo]:
         return [
-            LayerInfo(layer.name, layer.type, list(layer.weight.shape), layer.parameters, layer.depth)
+            LayerInfo(
+                layer.name, layer.type, list(layer.weight.shape), layer.parameters, layer.depth
+            )
             for layer in self.layers
         ]
 
-    @property
-    def fingerprint(self) -> str:
-        """What a checkpoint's state depends on; resuming with anything else is refused."""
-        spec = self.spec
-        parts = spec.model_dump(mode="json", include={"data", "model", "optimizer", "schedule", "regularization"})
-        parts["seed"], parts["batch_size"] = spec.training.seed, spec.training.batch_size
-        return json.dumps(parts, sort_keys=True)
-
     def state_dict(self) -> dict[str, Any]:
+        """Plain tensors, numbers and dicts only: loadable with torch.load(weights_only=True)."""
         return {
             "step": self.step,
-            "fingerprint": self.fingerprint,
+            "fingerprint": fingerprint(self.spec),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(),
@@ -321,29 +292,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
-        for name, generator in self.generators.items():
-            generator.set_state(state["generators"][name])
+        for name, stream in self.generators.items():
+            stream.set_state(state["generators"][name])
         self.summary.load_state_dict(state["summary"])
         self.step = self._checkpointed = int(state["step"])
-
-
-def _generator(seed: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def _seeded_model(spec: JobSpec, data: Dataset) -> Network:
-    # PyTorch's default initialization draws from the global RNG: seed it inside a fork, which
-    # restores the caller's RNG state afterwards.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.training.seed)
-        model = build_model(spec.model, data.shape)
-        initialize(model, spec.model.init, spec.model.activation)
-    return model
-
-
-def _augmenter(augment: AugmentSpec, kind: DataKind) -> Augmenter | None:
-    if not augment.enabled:
-        return None
-    from training.augment import make_augmenter
-
-    return make_augmenter(augment, kind)

@@ -119,7 +119,9 @@ class Network(nn.Module):
             kind = "conv1d" if isinstance(layer, nn.Conv1d) else "conv2d"
             found.append((f"conv{i + 1}", kind, layer, _child(block, "act"), block))
         for i, block in enumerate(self.fcs):
-            found.append((f"fc{i + 1}", "linear", _child(block, "layer"), _child(block, "act"), block))
+            found.append(
+                (f"fc{i + 1}", "linear", _child(block, "layer"), _child(block, "act"), block)
+            )
         found.append(("out", "linear", self.out, None, self.out))
         return [
             ProbedLayer(name, kind, module, act, depth, sum(p.numel() for p in owner.parameters()))

@@ -18,7 +18,7 @@ from torch import nn
 def build_optimizer(
     model: nn.Module, weights: list[torch.Tensor], spec: OptimizerSpec
 ) -> torch.optim.Optimizer:
-    """The optimizer of ``spec`` over all of ``model``'s parameters; weight_decay on ``weights`` only.
+    """The optimizer of ``spec`` over ``model``'s parameters; weight_decay on ``weights`` only.
 
     rmsprop runs without momentum (Hinton's RMSProp, as the lecture defines it): spec.momentum
     defaults to 0.9 for momentum/nesterov, and carrying that default silently into rmsprop would

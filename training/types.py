@@ -51,7 +51,22 @@ class LayerInfo:
 @dataclass
 class TrainingCallbacks:
     """How the core reports; every callback is optional. None of them may raise to stop training:
-    stopping is asked for through should_stop, which is checked every step."""
+    stopping is asked for through should_stop, which is checked every step.
+
+    All are called on the thread that called train(), in this order:
+    - on_layers once, before the first step (again on a resumed run);
+    - per step s, after update s: on_progress(s, total), then should_stop();
+    - on_metrics(s, ...) for every step, in step order, but in batches: metrics wait on the
+      device until an evaluation, snapshot or checkpoint step, 64 steps or 2 seconds, so they
+      arrive up to that much after on_progress(s). Every step has train_loss, train_accuracy,
+      grad_norm (before clipping), lr and step_time (host seconds; on CUDA the host runs ahead,
+      so it is right on average, not per step); evaluation steps (every eval_every and the last)
+      add val_loss, val_accuracy (and val_auc for two-class categorical data); snapshot steps add
+      update_ratio/<layer>. At the step where a run diverges, train_loss (and others) are NaN/Inf.
+    - on_snapshots(s, ...) right after the metrics of step s, at steps 1, every snapshot_every
+      and the last: the weights and gradients update s started from, its forward's activations;
+    - on_checkpoint(s) after the file is complete, and only after on_metrics for every step <= s.
+    """
 
     on_layers: Callable[[list[LayerInfo]], None] | None = None
     # step -> {metric name: value}; per-layer update ratios are named "update_ratio/<layer>".

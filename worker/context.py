@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
+from sqlalchemy import Engine, event
 
 from store.db import Database
 from store.settings import Settings
@@ -31,12 +33,39 @@ class WorkerContext:
             queue=settings.task_queue,
             transport_options=settings.broker_transport_options,
         )
-        return cls(settings=settings, database=Database.from_settings(settings), celery=celery)
+        database = Database.from_settings(settings)
+        if database.dialect == "postgresql":
+            bound_abandoned_transactions(database.engine, settings.lease_seconds)
+        return cls(settings=settings, database=database, celery=celery)
 
     @property
     def process_name(self) -> str:
         """This process's name (a pool child differs from the parent that made the context)."""
         return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def bound_abandoned_transactions(engine: Engine, lease_seconds: float) -> None:
+    """Have PostgreSQL end this worker's sessions that leave a transaction open for a lease.
+
+    A worker frozen in the middle of a write (a stopped or swapped-out process, a VM pause, a
+    network partition that leaves the socket open) keeps the job's row locked; the reaper takes
+    rows with SKIP LOCKED, so it would pass that job over until the server noticed the dead
+    session, which for a silent peer takes TCP's two hours. A worker's transactions last
+    milliseconds, so one idle for a whole lease is abandoned: the server rolls it back and the
+    reaper can act once the lease has run out. Keepalives do the same for a vanished host.
+    """
+    timeout_ms = max(1000, int(lease_seconds * 1000))
+    probe = max(1, int(lease_seconds / 3))
+
+    @event.listens_for(engine, "connect")
+    def _limit(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
+        cursor.execute(f"SET tcp_keepalives_idle = {probe}")
+        cursor.execute(f"SET tcp_keepalives_interval = {probe}")
+        cursor.execute("SET tcp_keepalives_count = 3")
+        cursor.close()
+        dbapi_connection.commit()  # psycopg opened a transaction for the SETs
 
 
 _current: WorkerContext | None = None

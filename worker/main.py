@@ -18,6 +18,7 @@ from store.settings import Settings
 from worker.context import WorkerContext, set_context
 from worker.observability import install as install_observability
 from worker.reaper import Reaper
+from worker.shutdown import install_in_worker as install_shutdown
 from worker.tasks import register_tasks
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ def make_worker_app(context: WorkerContext) -> Celery:
         # waited 2-7 s for delivery (bench/submit_latency.py), against milliseconds without.
         worker_max_tasks_per_child=settings.worker_max_jobs_per_child or None,
         worker_concurrency=settings.worker_concurrency,
+        # Redis: take a message only when a pool process is free. Otherwise a busy worker holds
+        # one more message unacknowledged, that job waits behind a long one while other workers
+        # idle, and a job released by a shutting-down worker is taken back by that very worker
+        # (it comes back only when the worker closes its connection).
+        worker_disable_prefetch=settings.broker_url.startswith(("redis:", "rediss:")),
     )
     register_tasks(app)
     return app
@@ -55,11 +61,15 @@ def run_worker(settings: Settings) -> int:
         reaper.stop()
 
     install_observability(settings)  # logs, job hooks, metrics server: before the pool forks
+    install_shutdown()  # SIGTERM checkpoints and releases running jobs (worker/shutdown.py)
     app.worker_main(
         [
             "worker",
             f"--loglevel={settings.log_level}",
-            f"--queues={settings.task_queue}",
+            # Study jobs wait in their own queue; the consumer takes turns between the two, so
+            # a single job waits behind at most about one study job (tests/integration/
+            # test_studies_fairness.py).
+            f"--queues={settings.task_queue},{settings.study_queue}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

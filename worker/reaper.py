@@ -23,6 +23,7 @@ from store.db import Database
 from store.errors import Unavailable
 from store.settings import Settings
 from taskqueue import publish_job
+from worker.checkpoints import CheckpointFiles
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def reap_once(database: Database, celery: Celery, settings: Settings) -> Counter
                 max_attempts=settings.max_attempts,
             )
         outcomes[outcome] += 1
+        if outcome in ("failed", "cancelled"):  # no attempt will resume it
+            CheckpointFiles(settings.checkpoints_dir, lease.job_id).remove_all()
         if outcome == "requeued":
             publish_job(celery, lease.job_id)
             log.warning(
@@ -56,6 +59,8 @@ def _republish_lost(database: Database, celery: Celery, settings: Settings) -> i
         leases.mark_enqueued(session, job_ids=lost)
     for job_id in lost:
         publish_job(celery, job_id)
+        log.info("job %s queued for over %.0f s: sent to the broker again", job_id,
+                 settings.republish_after_seconds)
     return len(lost)
 
 

@@ -72,12 +72,16 @@ class Reporter:
         heartbeat_seconds: float,
         flush_seconds: float = 1.0,
         observers: Sequence[TrainingObserver] = (),
+        retry_seconds: float = 30.0,
     ) -> None:
         self._sink = sink
         self._observers = list(observers)
         self._heartbeat_seconds = heartbeat_seconds
         self._flush_seconds = flush_seconds
+        # How long a checkpoint's flush and the final flush keep trying through an outage.
+        self._retry_seconds = retry_seconds
         self._buffer = _Buffer()
+        self._layers: list[LayerInfo] | None = None  # written with the next flush if refused
         self._lock = threading.Lock()  # the buffer is filled by the loop, flushed by either thread
         self._last_flush = time.monotonic()
         self._step = 0
@@ -107,17 +111,27 @@ class Reporter:
         self._stop.set()
 
     def close(self) -> None:
-        """Stop the heartbeat and write everything still buffered (raises if the store refuses)."""
-        self._closed.set()
-        if self._heartbeat.is_alive():
-            self._heartbeat.join(timeout=self._heartbeat_seconds + 5)
-        self.flush(retry_for=30.0)
+        """Write everything still buffered, then stop the heartbeat.
+
+        Raises AttemptFenced when the store refuses the rows, TransientStoreError when it stayed
+        unreachable for retry_seconds. The lease is renewed while the rows are retried, so an
+        outage shorter than the lease keeps the job; after a longer one the reaper may give it
+        to another attempt, and the flush is then refused (nothing is written twice).
+        """
+        try:
+            self.flush(retry_for=self._retry_seconds)
+        finally:
+            self._closed.set()
+            if self._heartbeat.is_alive():
+                self._heartbeat.join(timeout=self._heartbeat_seconds + 5)
 
     # -- training callbacks (the loop's thread) --------------------------------------------------
 
     def _on_layers(self, layers: list[LayerInfo]) -> None:
         self._notify(lambda observer: observer.on_layers(layers))
-        self._guarded(lambda: self._sink.write_layers(layers))
+        with self._lock:
+            self._layers = layers
+        self._guarded(self.flush)
 
     def _on_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self._notify(lambda observer: observer.on_metrics(step, metrics))
@@ -138,7 +152,7 @@ class Reporter:
         # A checkpoint counts only once every row up to its step is stored: on resume, rows past
         # the recorded step are deleted and trained again.
         def flush_then_record() -> None:
-            self.flush(retry_for=30.0)
+            self.flush(retry_for=self._retry_seconds)
             self._sink.record_checkpoint(step)
 
         self._guarded(flush_then_record)
@@ -153,13 +167,21 @@ class Reporter:
     # -- writes --------------------------------------------------------------------------------
 
     def flush(self, retry_for: float = 0.0) -> None:
+        """Write the buffered layers, metrics and snapshots; through an outage, try again every
+        half second for `retry_for` seconds, then keep the rows and raise TransientStoreError.
+        A write that reached the store before its connection broke is sent again: the store
+        ignores a replayed row, so nothing is lost and nothing is doubled."""
         deadline = time.monotonic() + retry_for
         with self._lock:
             metrics, snapshots = self._buffer.take()
-            if not metrics and not snapshots:
+            if not metrics and not snapshots and self._layers is None:
                 return
+            retried = False
             while True:
                 try:
+                    if self._layers is not None:
+                        self._sink.write_layers(self._layers)
+                        self._layers = None
                     if metrics:
                         self._sink.write_metrics(metrics)
                         metrics = []
@@ -169,7 +191,13 @@ class Reporter:
                 except TransientStoreError:
                     if time.monotonic() >= deadline:
                         self._buffer.put_back(metrics, snapshots)
+                        # The loop tries again after flush_seconds, not at its very next step.
+                        self._last_flush = time.monotonic()
                         raise
+                    if not retried:
+                        log.warning("store unavailable; retrying the write of %d metric rows "
+                                    "for up to %.0f s", len(metrics), retry_for)
+                        retried = True
                     time.sleep(0.5)
             self._last_flush = time.monotonic()
 
@@ -189,6 +217,7 @@ class Reporter:
         self._stop.set()
         with self._lock:
             self._buffer.take()  # another attempt owns the job now: these rows must not be written
+            self._layers = None
 
     # -- lease (the heartbeat thread) ------------------------------------------------------------
 

@@ -5,21 +5,33 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from store import datasets, leases, metrics
-from store.errors import NotFound, StaleAttempt, Unavailable
+from store.db import Database
+from store.errors import NotFound, QuotaExceeded, StaleAttempt, Unavailable
 from store.leases import JobState
+from taskqueue import publish_job
 from training import train
 from training.types import RunResult
+from worker import shutdown
+from worker.checkpoints import CheckpointFiles
 from worker.context import WorkerContext
 from worker.diagnose import LiveDiagnosis
 from worker.observability import job_started, observe_progress
-from worker.reporter import AttemptFenced, Reporter
+from worker.reporter import AttemptFenced, Reporter, TransientStoreError
 from worker.sink import StoreSink
 
 log = logging.getLogger(__name__)
+# run_job's answer when the job's team already runs settings.max_running_jobs_per_team jobs.
+OVER_QUOTA = "over_quota"
+# An Ending that is no terminal status: the job goes back to the queue (worker shutdown).
+RELEASED = "released"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,29 +74,47 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
 
 def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
     db = ctx.database
+    if shutdown.requested():
+        # This process is stopping, and the message is already acknowledged: send it again
+        # for another worker rather than leave the job to the reconciler's longer wait.
+        publish_job(ctx.celery, job_id)
+        log.info("job %s handed back to the broker: %s", job_id, shutdown.reason())
+        return "deferred"
     with db.read() as session:
         state = leases.load_job_state(session, job_id=job_id)
     device = resolve_device(state.spec.training.device)
-    with db.transaction() as session:
-        attempt = leases.claim_job(
-            session,
-            job_id=job_id,
-            worker=ctx.process_name,
-            device=device,
-            lease_seconds=ctx.settings.lease_seconds,
-        )
+    try:
+        with db.transaction() as session:
+            attempt = leases.claim_job(
+                session,
+                job_id=job_id,
+                worker=ctx.process_name,
+                device=device,
+                lease_seconds=ctx.settings.lease_seconds,
+                max_running=ctx.settings.max_running_jobs_per_team,
+            )
+    except QuotaExceeded:
+        # The job stays queued; the task sends it again after a pause (worker/tasks.py), so
+        # the reconciler need not: its clock restarts now.
+        with db.transaction() as session:
+            leases.mark_enqueued(session, job_ids=[job_id])
+        log.info("job %s waits: its team runs as many jobs as it may", job_id)
+        return OVER_QUOTA
     if attempt is None:
         log.info("job %s is no longer queued; nothing to do", job_id)
         return "skipped"
+    with db.read() as session:  # as of the claim: the checkpoint a lost attempt recorded last
+        state = leases.load_job_state(session, job_id=job_id)
     return _run_attempt(ctx, state, attempt)
 
 
 def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
     job_started(state.id, attempt)  # logs name the attempt; metrics count it running
-    checkpoint = ctx.settings.checkpoints_dir / f"{state.id}.pt"
-    resume_step = (
-        state.checkpoint_step if state.checkpoint_step is not None and checkpoint.exists() else None
-    )
+    files = CheckpointFiles(ctx.settings.checkpoints_dir, state.id)
+    recorded = state.checkpoint_step
+    resume_step = recorded if recorded is not None and files.restore(attempt, recorded) else None
+    log.info("job %s attempt %d claimed; %s", state.id, attempt,
+             f"resuming after step {resume_step}" if resume_step is not None else "from step 0")
     with ctx.database.transaction() as session:
         # Rows past the checkpoint (or all rows, when starting over) are trained again.
         metrics.truncate_after(
@@ -96,29 +126,61 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
     # The live diagnosis watches what the reporter sees (worker/diagnose.py).
     live = LiveDiagnosis.for_job(ctx.database, state, attempt, resume=resume_step is not None)
     reporter = Reporter(
-        StoreSink(
-            ctx.database, job_id=state.id, attempt=attempt, lease_seconds=ctx.settings.lease_seconds
+        CheckpointSink(
+            files, ctx.database, job_id=state.id, attempt=attempt,
+            lease_seconds=ctx.settings.lease_seconds,
         ),
         heartbeat_seconds=ctx.settings.heartbeat_seconds,
         observers=[live],
+        retry_seconds=max(30.0, ctx.settings.lease_seconds),
     )
     timed_out = threading.Event()
     timer = _time_limit(ctx.settings.job_time_limit_seconds, reporter, timed_out)
     reporter.start()
-    ending = _train(ctx, state, reporter, checkpoint, resume_step is not None, timed_out)
+    with shutdown.stoppable(reporter.request_stop):  # SIGUSR2 or a dead parent stops the loop
+        ending = _train(
+            ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out
+        )
     if timer is not None:
         timer.cancel()
     try:
         reporter.close()
     except AttemptFenced:
         reporter.fenced = True
+    except TransientStoreError:
+        # Rows past the last checkpoint are not stored, so the job cannot end now: its lease
+        # runs out and the reaper retries it from that checkpoint.
+        log.error("job %s attempt %d: the database stayed unavailable; leaving the job to the "
+                  "reaper", state.id, attempt)
+        return "unfinished"
+    finally:
+        files.remove_working(attempt)  # a retry resumes from the published checkpoint
     if reporter.fenced:
         log.warning("job %s attempt %d was fenced out; another attempt owns it", state.id, attempt)
         return "fenced"
+    if ending.status == RELEASED:
+        return _release(ctx, state.id, attempt, ending, files)
     live.finish(ending.status)  # the final diagnosis, while the job is still ours (fenced)
     if _finish(ctx, state.id, attempt, ending):
-        checkpoint.unlink(missing_ok=True)  # kept otherwise: the retry resumes from it
+        files.remove_all()  # kept otherwise: the retry resumes from them
     return ending.status
+
+
+class CheckpointSink(StoreSink):
+    """The store sink that also publishes each checkpoint file under its step, once its rows
+    are stored and before the step is recorded (worker/checkpoints.py says why)."""
+
+    def __init__(
+        self, files: CheckpointFiles, database: Database, *, job_id: str, attempt: int,
+        lease_seconds: float,
+    ) -> None:
+        super().__init__(database, job_id=job_id, attempt=attempt, lease_seconds=lease_seconds)
+        self._files = files
+
+    def record_checkpoint(self, step: int) -> None:
+        self._files.publish(self._attempt, step)
+        super().record_checkpoint(step)
+        self._files.prune(keep_step=step)
 
 
 def _time_limit(
@@ -171,6 +233,8 @@ def _ending(result: RunResult, reporter: Reporter, timed_out: threading.Event) -
         return Ending(
             "failed", summary, "timeout: the job ran past its time limit", result.steps_done
         )
+    if shutdown.requested():
+        return Ending(RELEASED, summary, shutdown.reason(), result.steps_done)
     return Ending("failed", summary, "stopped", result.steps_done)
 
 
@@ -191,8 +255,10 @@ def _upload_path(ctx: WorkerContext, state: JobState) -> Path | None:
 
 
 def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bool:
-    """Record the ending (fenced); False when it could not be recorded."""
-    try:
+    """Record the ending (fenced), trying through an outage for up to a lease; False when it
+    could not be recorded."""
+
+    def finish() -> None:
         with ctx.database.transaction() as session:
             leases.finish_job(
                 session,
@@ -203,7 +269,12 @@ def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bo
                 error=ending.error,
                 progress_step=ending.steps,
             )
+
+    try:
+        _retrying(ctx.settings.lease_seconds, finish)
     except (StaleAttempt, NotFound):
+        if _ended_as(ctx, job_id, attempt, ending.status):
+            return True  # an earlier try committed, but its answer was lost with the connection
         log.warning("job %s attempt %d was fenced out before it finished", job_id, attempt)
         return False
     except Unavailable:
@@ -211,3 +282,62 @@ def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bo
         log.error("could not record the end of job %s: database unavailable", job_id)
         return False
     return True
+
+
+def _release(
+    ctx: WorkerContext, job_id: str, attempt: int, ending: Ending, files: CheckpointFiles
+) -> str:
+    """Give the job back to the queue (fenced) and to the broker: another worker resumes it
+    from its checkpoint at once, instead of after the lease runs out."""
+
+    def release() -> str:
+        with ctx.database.transaction() as session:
+            return leases.release_job(
+                session, job_id=job_id, attempt=attempt, progress_step=ending.steps
+            )
+
+    try:
+        status = _retrying(ctx.settings.lease_seconds, release)
+    except (StaleAttempt, NotFound):
+        log.warning("job %s attempt %d was fenced out before it was released", job_id, attempt)
+        return "fenced"
+    except Unavailable:
+        log.error("could not release job %s: database unavailable; the reaper will", job_id)
+        return "unfinished"
+    if status != "queued":  # cancelled meanwhile
+        files.remove_all()
+        return status
+    log.warning("job %s attempt %d released after step %s (%s)", job_id, attempt, ending.steps,
+                ending.error)
+    try:
+        publish_job(ctx.celery, job_id)
+    except Exception:  # the job is queued in the database: the reconciler sends it later
+        log.warning("could not publish released job %s; the reconciler will", job_id,
+                    exc_info=True)
+    return RELEASED
+
+
+def _retrying(seconds: float, action: Callable[[], T]) -> T:
+    """`action()`, tried again every half second while the database is unavailable, for up to
+    `seconds`; then Unavailable is raised."""
+    deadline = time.monotonic() + seconds
+    tries = 0
+    while True:
+        try:
+            return action()
+        except Unavailable as error:
+            if time.monotonic() >= deadline:
+                raise
+            if tries == 0:
+                log.warning("%s; retrying for up to %.0f s", error, seconds)
+            tries += 1
+            time.sleep(0.5)
+
+
+def _ended_as(ctx: WorkerContext, job_id: str, attempt: int, status: str) -> bool:
+    try:
+        with ctx.database.read() as session:
+            state = leases.load_job_state(session, job_id=job_id)
+    except (Unavailable, NotFound):
+        return False
+    return state.attempt == attempt and state.status == status

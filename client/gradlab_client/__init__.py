@@ -26,6 +26,10 @@ from gradlab_client.models import (
     Problem,
     Progress,
     Snapshot,
+    Study,
+    StudyComparison,
+    StudyCreate,
+    StudyTemplate,
 )
 from gradlab_client.results import MetricsResult, SnapshotIterator
 from gradlab_client.spec import (
@@ -124,6 +128,10 @@ __all__ = [
     "ServiceUnavailable",
     "Snapshot",
     "SnapshotIterator",
+    "Study",
+    "StudyComparison",
+    "StudyCreate",
+    "StudyTemplate",
     "TelemetrySpec",
     "Timeout",
     "TrainingSpec",

@@ -28,6 +28,7 @@ from gradlab_client._cli_commands import (
     STATUS_EXIT,
     UsageError,
 )
+from gradlab_client._cli_study import STUDY_COMMANDS
 from gradlab_client.client import API_KEY_ENV, URL_ENV, Client
 from gradlab_client.errors import APIError, GradlabError, ValidationError
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # argparse's (private) type of add_subparsers(); a local annotation is never evaluated.
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
-    for command in COMMANDS:
+    for command in [*COMMANDS, *STUDY_COMMANDS]:
         *group, name = command.name.split()  # "datasets upload": a group with subcommands
         target = top
         if group:

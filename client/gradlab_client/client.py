@@ -20,6 +20,7 @@ from gradlab_client._http import HTTP, RetryPolicy
 from gradlab_client.datasets import Datasets
 from gradlab_client.jobs import Jobs
 from gradlab_client.models import Catalog
+from gradlab_client.studies import Studies
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "GRADLAB_URL"
@@ -67,6 +68,7 @@ class Client:
         )
         self.jobs = Jobs(self._http)
         self.datasets = Datasets(self._http)
+        self.studies = Studies(self._http)
 
     def catalog(self) -> Catalog:
         """Every value the spec's enums allow, with a description of each, and the service's

@@ -182,3 +182,94 @@ class RemedyRequest(_Model):
     codes: list[str] = Field(min_length=1, max_length=len(FINDING_CODES),
                              description="Codes of the job's findings whose remedies to apply, "
                              "in order: where two set the same field, the later wins.")
+
+
+# -- studies ------------------------------------------------------------------------------------
+
+# The summary metrics a comparison reports, as mean and spread over a variant's seeds.
+COMPARE_METRICS: tuple[str, ...] = (
+    "final_train_loss", "best_train_loss", "final_val_loss", "best_val_loss",
+    "final_train_accuracy", "best_train_accuracy", "final_val_accuracy", "best_val_accuracy",
+)
+
+
+class Study(_Model):
+    id: str
+    name: str | None = None
+    template: str | None = None
+    varied: list[str]  # the dotted spec paths that differ between variants
+    variants: int
+    jobs: int
+    counts: dict[str, int] = Field(default_factory=dict)  # jobs by status
+    created_at: datetime
+
+    @property
+    def done(self) -> bool:
+        return sum(n for s, n in self.counts.items() if s in TERMINAL_STATUSES) == self.jobs
+
+
+class StudyPage(_Model):
+    items: list[Study]
+    next_cursor: str | None = None
+
+
+class Stat(_Model):
+    mean: float
+    std: float  # the spread over seeds (population standard deviation; 0 for one seed)
+    n: int
+
+
+class ComparisonRow(_Model):
+    variant: int
+    values: dict[str, Any]  # dotted path -> this variant's value
+    seeds: list[int]
+    job_ids: list[str]
+    statuses: dict[str, int]
+    metrics: dict[str, Stat | None]  # COMPARE_METRICS; None: no seed reported it
+    steps_to_target: Stat | None = None  # first step reaching the target, over seeds that did
+    reached_target: int = 0  # seeds that reached it
+    codes: list[str] = Field(default_factory=list)  # diagnosis codes of its jobs
+
+
+class StudyComparison(_Model):
+    study_id: str
+    varied: list[str]
+    target: str | None = None  # e.g. "val_accuracy >= 0.9"
+    rows: list[ComparisonRow]
+
+
+class StudyTemplate(_Model):
+    name: str
+    description: str
+    request: dict[str, Any]  # the body POST /v1/studies gets for {"template": name}
+    jobs: int
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RangeSpace(_Request):
+    low: float
+    high: float
+    log: bool = False  # sample uniformly in log space (learning rates)
+
+
+class RandomSearch(_Request):
+    kind: Literal["random"] = "random"
+    n: int = Field(ge=1, description="Variants to sample.")
+    space: dict[str, list[Any] | RangeSpace] = Field(min_length=1)
+    seed: int = 0  # of the sampler, so a search is repeatable
+
+
+class StudyCreate(_Request):
+    """POST /v1/studies: a base spec and a grid (or a random search) of dotted-path values; or
+    a built-in template, optionally with `overrides` (dotted path -> value) of its base."""
+
+    name: str | None = Field(None, max_length=100)
+    template: str | None = None
+    base: dict[str, Any] | None = None
+    grid: dict[str, list[Any]] | None = None
+    search: RandomSearch | None = None
+    seeds: list[int] | None = Field(None, min_length=1, max_length=20)
+    overrides: dict[str, Any] = Field(default_factory=dict)

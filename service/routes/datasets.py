@@ -17,6 +17,9 @@ from store.settings import Settings
 
 # Room for the multipart framing and the name and description fields around the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# Form fields are stored as text, which PostgreSQL refuses to hold a NUL in (service.nul_guard
+# searches JSON bodies; an upload's body is binary, so its text fields say so themselves).
+NO_NUL = r"^[^\x00]*$"
 
 
 def upload_dataset(
@@ -25,9 +28,9 @@ def upload_dataset(
     file: Annotated[UploadFile, File(description="An .npz saved with numpy.savez(_compressed): "
                                      "x (rows first), y (integer labels), and optionally "
                                      "x_test, y_test.")],
-    name: Annotated[str | None, Form(max_length=200, description="Default: the file's name.")]
-    = None,
-    description: Annotated[str, Form(max_length=2000)] = "",
+    name: Annotated[str | None, Form(max_length=200, pattern=NO_NUL,
+                                     description="Default: the file's name.")] = None,
+    description: Annotated[str, Form(max_length=2000, pattern=NO_NUL)] = "",
 ) -> DatasetInfo:
     """Upload a data set as an .npz of numeric arrays: `x` (rows, features), (rows, h, w) or
     (rows, channels, h, w); `y` with one integer label >= 0 per row; optionally a fixed test
@@ -36,7 +39,8 @@ def upload_dataset(
     Returns the data set; use its `id` (`upload:<id>`) as `data.dataset` in a job spec. Files
     over `max_upload_bytes` (see `GET /v1/catalog`) get 413; unusable files get 422 saying why,
     and leave nothing stored."""
-    label = name or PurePath(file.filename or "upload").stem or "upload"
+    filename = (file.filename or "").replace("\x00", "")  # a name PostgreSQL can store
+    label = name or PurePath(filename or "upload").stem or "upload"
     return save_upload(services, team=team, source=file.file, name=label[:200],
                        description=description)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from gradlab_client.models import Job, JobPage, JobStatus
 from gradlab_client.spec import JobSpec
 
 from service.deps import CurrentTeam, JobDep, ServicesDep
 from service.problems import problem_doc
+from service.strict_body import strict_json_body
 from service.submission import submit_job
 from store import jobs
 
@@ -26,15 +27,29 @@ IdempotencyKey = Annotated[
 ]
 
 
+# Shown in /docs, and sent by API test generators as a known-good body.
+SPEC_EXAMPLES = {
+    "spiral": {"summary": "A small MLP on the spiral data set", "value": {
+        "name": "first", "data": {"dataset": "spiral"}, "model": {"hidden": [64, 64]},
+        "training": {"steps": 500}}},
+    "cnn": {"summary": "A CNN on digits, with batch norm and a cosine schedule", "value": {
+        "data": {"dataset": "digits"}, "model": {"kind": "cnn", "conv": [{"channels": 16}],
+                                                 "hidden": [64], "batch_norm": True},
+        "optimizer": {"name": "sgd", "lr": 0.05}, "schedule": {"name": "cosine"},
+        "training": {"epochs": 2, "batch_size": 64}}},
+}
+
+
 @router.post(
     "",
     status_code=201,
     summary="Submit a training job",
     responses={200: {"model": Job, "description": "A replay: the job this Idempotency-Key made"},
                **problem_doc(409, 429)},
+    dependencies=[Depends(strict_json_body(JobSpec))],
 )
 def create_job(
-    spec: JobSpec,
+    spec: Annotated[JobSpec, Body(openapi_examples=SPEC_EXAMPLES)],
     team: CurrentTeam,
     services: ServicesDep,
     response: Response,

@@ -14,7 +14,9 @@ from store import metrics, snapshots
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["telemetry"],
                    responses=problem_doc(401, 404, 422, 503))
 
-Step = Annotated[int | None, Query(ge=0)]
+# Steps are INTEGER columns (32-bit on PostgreSQL); a larger number could only fail there.
+MAX_STEP = 2**31 - 1
+Step = Annotated[int | None, Query(ge=0, le=MAX_STEP)]
 
 
 @router.get("/metrics", summary="Metric series of a job")
@@ -56,7 +58,8 @@ def get_snapshots(
     kind: Annotated[SnapshotKind | None, Query(description="gradient, weight or activation.")]
     = None,
     layer: Annotated[str | None, Query(max_length=100, description="One layer's name.")] = None,
-    step: Annotated[int | None, Query(ge=0, description="Exactly this step.")] = None,
+    step: Annotated[int | None, Query(ge=0, le=MAX_STEP, description="Exactly this step.")]
+    = None,
     start_step: Step = None,
     end_step: Step = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Snapshots per page.")] = 100,

@@ -8,12 +8,14 @@ import inspect
 import gradlab_client
 from gradlab_client.datasets import Datasets
 from gradlab_client.jobs import Jobs
+from gradlab_client.studies import Studies
 
 EXPECTED_ALL = [
     # the client and what it returns
     "Client", "MetricsResult", "SnapshotIterator",
     "Job", "JobStatus", "TERMINAL_STATUSES", "Progress", "MetricSeries", "Snapshot", "Histogram",
     "Layer", "DatasetInfo", "Catalog", "CatalogValue", "Problem", "Diagnosis", "Finding",
+    "Study", "StudyCreate", "StudyComparison", "StudyTemplate",
     # errors
     "GradlabError", "APIError", "NotFound", "Unauthorized", "ValidationError", "Conflict",
     "RateLimited", "ServiceUnavailable", "Timeout", "TransportError",
@@ -70,10 +72,13 @@ def test_the_resources_offer_exactly_these_calls() -> None:
         "diagnosis", "remedy",
     }
     assert public_methods(Datasets) == {"upload", "list"}
+    assert public_methods(Studies) == {
+        "create", "get", "list", "cancel", "compare", "templates", "wait",
+    }
 
 
 def test_optional_arguments_of_calls_are_keyword_only() -> None:
-    for cls in (Jobs, Datasets):
+    for cls in (Jobs, Datasets, Studies):
         for name in public_methods(cls):
             positional = [
                 p.name for p in inspect.signature(getattr(cls, name)).parameters.values()

@@ -37,7 +37,9 @@ def tiny_dataset(
         classes, cardinality = 2, 10
         y = torch.randint(0, 2, (n,), generator=generator)
         noise = torch.randint(0, cardinality, (n, shape[0]), generator=generator)
-        x = torch.where(torch.rand(n, shape[0], generator=generator) < 0.6, y[:, None] * 5 + noise % 5, noise)
+        x = torch.where(
+            torch.rand(n, shape[0], generator=generator) < 0.6, y[:, None] * 5 + noise % 5, noise
+        )
         data_shape = DataShape(kind, shape, classes, n_train, n_val, (cardinality,) * shape[0])
     else:
         y = torch.randint(0, classes, (n,), generator=generator)
@@ -103,13 +105,20 @@ class Recorder:
         self.events.append(("checkpoint", step))
 
     def _should_stop(self) -> bool:
-        return self.stop_after is not None and bool(self.progress) and self.progress[-1] >= self.stop_after
+        return (
+            self.stop_after is not None
+            and bool(self.progress)
+            and self.progress[-1] >= self.stop_after
+        )
 
     def series(self, name: str) -> dict[int, float]:
         return {step: m[name] for step, m in self.metrics.items() if name in m}
 
     def without_timing(self) -> dict[int, dict[str, float]]:
-        return {step: {k: v for k, v in m.items() if k != "step_time"} for step, m in self.metrics.items()}
+        return {
+            step: {k: v for k, v in m.items() if k != "step_time"}
+            for step, m in self.metrics.items()
+        }
 
 
 def snapshot(snapshots: list[Snapshot], kind: str, layer: str) -> Snapshot:

@@ -28,7 +28,9 @@ def _tiny_data(monkeypatch: pytest.MonkeyPatch) -> None:
     """The command loads data through the spec; give it the tiny set instead of a real one."""
     import training.loop as loop
 
-    monkeypatch.setattr(loop, "load_dataset", lambda data, **kwargs: tiny_dataset("vector", input_shape=(2,)))
+    monkeypatch.setattr(
+        loop, "load_dataset", lambda data, **kwargs: tiny_dataset("vector", input_shape=(2,))
+    )
 
 
 def _write(tmp_path: Path, spec: dict[str, Any], name: str = "spec.json") -> Path:
@@ -45,7 +47,15 @@ def test_a_successful_run_writes_metrics_snapshots_and_summary(tmp_path: Path) -
     assert "val_accuracy" in metrics[4] and "train_loss" in metrics[0]
     snapshots = [json.loads(line) for line in (out / "snapshots.jsonl").read_text().splitlines()]
     assert {s["step"] for s in snapshots} == {1, 5, 10, 12}
-    assert set(snapshots[0]) == {"step", "kind", "layer", "depth", "stats", "histogram", "log_histogram"}
+    assert set(snapshots[0]) == {
+        "step",
+        "kind",
+        "layer",
+        "depth",
+        "stats",
+        "histogram",
+        "log_histogram",
+    }
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "succeeded" and summary["steps_done"] == 12
     assert summary["spec"]["model"]["hidden"] == [8]
@@ -53,7 +63,11 @@ def test_a_successful_run_writes_metrics_snapshots_and_summary(tmp_path: Path) -
 
 
 def test_divergence_exits_3_and_writes_valid_json(tmp_path: Path) -> None:
-    spec = {**SPEC, "optimizer": {"name": "sgd", "lr": 1e4}, "model": {"hidden": [8], "activation": "linear"}}
+    spec = {
+        **SPEC,
+        "optimizer": {"name": "sgd", "lr": 1e4},
+        "model": {"hidden": [8], "activation": "linear"},
+    }
     out = tmp_path / "out"
     assert train_command(_write(tmp_path, spec), out) == 3
     lines = (out / "metrics.jsonl").read_text().splitlines()
@@ -63,7 +77,10 @@ def test_divergence_exits_3_and_writes_valid_json(tmp_path: Path) -> None:
 
 
 def test_a_bad_spec_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert train_command(_write(tmp_path, {**SPEC, "model": {"activation": "nope"}}), tmp_path / "out") == 1
+    assert (
+        train_command(_write(tmp_path, {**SPEC, "model": {"activation": "nope"}}), tmp_path / "out")
+        == 1
+    )
     assert "activation" in capsys.readouterr().err
     assert train_command(tmp_path / "missing.json", tmp_path / "out") == 1
 
@@ -90,11 +107,16 @@ def test_example_specs_are_valid(name: str) -> None:
 
 
 def test_the_types_import_without_torch() -> None:
-    code = "import sys, training, training.types; assert 'torch' not in sys.modules; training.train; assert 'torch' in sys.modules"
+    code = (
+        "import sys, training, training.types; assert 'torch' not in sys.modules; "
+        "training.train; assert 'torch' in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def test_ctrl_c_checkpoints_and_resume_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_checkpoints_and_resume_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
     import signal
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -33,7 +34,11 @@ def _init(model: Network, activation: str = "relu", **init: Any) -> Network:
 
 
 def _biases(model: Network) -> list[torch.Tensor]:
-    return [m.bias for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d) and m.bias is not None]
+    return [
+        m.bias
+        for m in model.modules()
+        if isinstance(m, nn.Linear | nn.Conv2d) and m.bias is not None
+    ]
 
 
 def test_default_keeps_pytorchs_own_initialization() -> None:
@@ -44,8 +49,12 @@ def test_default_keeps_pytorchs_own_initialization() -> None:
     assert any(b.abs().sum() > 0 for b in _biases(model))
 
 
-@pytest.mark.parametrize("scheme", ["zeros", "constant", "normal", "uniform", "xavier_normal", "orthogonal"])
-def test_every_scheme_reaches_linear_conv_and_embedding_weights_and_zeroes_biases(scheme: str) -> None:
+@pytest.mark.parametrize(
+    "scheme", ["zeros", "constant", "normal", "uniform", "xavier_normal", "orthogonal"]
+)
+def test_every_scheme_reaches_linear_conv_and_embedding_weights_and_zeroes_biases(
+    scheme: str,
+) -> None:
     for model in (
         _model(),
         _model(shape=CONV_IMAGE, kind="cnn", conv=[{"channels": 4}]),
@@ -125,7 +134,9 @@ def test_orthogonal_rows_are_orthonormal_times_gain() -> None:
 def test_optimizers_take_the_spec(name: str, kind: type, options: dict[str, Any]) -> None:
     model = _model()
     weights = [layer.weight for layer in model.layers()]
-    spec = OptimizerSpec(name=name, lr=0.05, momentum=0.8, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1)
+    spec = OptimizerSpec(
+        name=name, lr=0.05, momentum=0.8, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1
+    )
     optimizer = build_optimizer(model, weights, spec)
     assert type(optimizer) is kind
     decayed, plain = optimizer.param_groups
@@ -138,7 +149,9 @@ def test_optimizers_take_the_spec(name: str, kind: type, options: dict[str, Any]
 
 def test_without_weight_decay_there_is_one_group() -> None:
     model = _model()
-    optimizer = build_optimizer(model, [l.weight for l in model.layers()], OptimizerSpec(weight_decay=0.0))
+    optimizer = build_optimizer(
+        model, [layer.weight for layer in model.layers()], OptimizerSpec(weight_decay=0.0)
+    )
     assert len(optimizer.param_groups) == 1
 
 
@@ -155,7 +168,7 @@ def test_schedules() -> None:
     assert exponential[10] == pytest.approx(0.5) and exponential[5] == pytest.approx(0.5**0.5)
     cosine = _factors(name="cosine")
     assert cosine[0] == 1.0 and cosine[20] == pytest.approx(0.5) and cosine[39] < 0.01
-    assert all(a >= b for a, b in zip(cosine, cosine[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(cosine))
 
 
 def test_warmup_rises_linearly_then_the_decay_starts() -> None:

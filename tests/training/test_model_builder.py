@@ -31,7 +31,10 @@ MATRIX: list[tuple[dict[str, Any], DataShape]] = [
     ({"kind": "cnn", "conv": CONV2, "hidden": [8], "batch_norm": True, "dropout": 0.1}, IMAGE),
     ({"kind": "cnn", "conv": CONV2, "hidden": [8], "activation": "maxout"}, IMAGE),
     ({"kind": "cnn", "conv": [{"channels": 4, "kernel": 3}], "hidden": [6]}, VECTOR),
-    ({"kind": "cnn", "conv": [{"channels": 4, "kernel": 1, "padding": 0, "pool": "max"}] * 3}, SEQUENCE),
+    (
+        {"kind": "cnn", "conv": [{"channels": 4, "kernel": 1, "padding": 0, "pool": "max"}] * 3},
+        SEQUENCE,
+    ),
     ({"kind": "embedding_mlp", "hidden": [16, 8], "embedding_dim": 5}, CATEGORICAL),
     ({"kind": "embedding_mlp", "hidden": [], "embedding_dim": 3, "batch_norm": True}, CATEGORICAL),
 ]
@@ -83,7 +86,9 @@ def test_hidden_block_order_is_layer_norm_activation_pool_dropout() -> None:
 
 def test_conv_dimension_follows_the_data() -> None:
     conv = [{"channels": 4}]
-    assert isinstance(build_model(ModelSpec(kind="cnn", conv=conv), SEQUENCE).convs[0][0], nn.Conv1d)
+    assert isinstance(
+        build_model(ModelSpec(kind="cnn", conv=conv), SEQUENCE).convs[0][0], nn.Conv1d
+    )
     assert isinstance(build_model(ModelSpec(kind="cnn", conv=conv), IMAGE).convs[0][0], nn.Conv2d)
     vector = build_model(ModelSpec(kind="cnn", conv=conv, hidden=[]), VECTOR)
     assert isinstance(vector.convs[0][0], nn.Conv1d)  # 12 features read as 1 channel x 12
@@ -92,7 +97,19 @@ def test_conv_dimension_follows_the_data() -> None:
 
 @pytest.mark.parametrize(
     "activation",
-    ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "maxout", "linear"],
+    [
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "selu",
+        "gelu",
+        "silu",
+        "softplus",
+        "maxout",
+        "linear",
+    ],
 )
 def test_every_activation_trains_a_step(activation: str) -> None:
     spec = ModelSpec(kind="cnn", conv=[{"channels": 4}], hidden=[6], activation=activation)

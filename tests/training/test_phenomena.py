@@ -1,7 +1,8 @@
-"""The lecture's classic failures, reproduced and read off the probes (lecture.md sections 2, 3, 7)."""
+"""The lecture's classic failures, reproduced and read off the probes (lecture.md, 2, 3, 7)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -13,9 +14,13 @@ from training.types import Snapshot
 WIDE = {"input_shape": (64,), "n_train": 256, "n_val": 64, "spread": 0.3}  # inputs ~ unit variance
 
 
-def _snapshots(sections: dict[str, Any], step: int | None = None, **data: Any) -> tuple[list[Snapshot], Recorder]:
+def _snapshots(
+    sections: dict[str, Any], step: int | None = None, **data: Any
+) -> tuple[list[Snapshot], Recorder]:
     recorder = Recorder()
-    result = train(make_spec(**sections), recorder.callbacks(), dataset=tiny_dataset(**{**WIDE, **data}))
+    result = train(
+        make_spec(**sections), recorder.callbacks(), dataset=tiny_dataset(**{**WIDE, **data})
+    )
     assert result.status == "succeeded", result.reason
     return recorder.snapshots[step if step is not None else max(recorder.snapshots)], recorder
 
@@ -36,7 +41,9 @@ def test_zero_init_never_breaks_symmetry(activation: str) -> None:
     for layer in ("fc1", "fc2"):
         assert snapshot(last, "weight", layer).stats["unit_std"] == 0.0, layer
         assert snapshot(last, "activation", layer).stats["unit_std"] == 0.0, layer
-    broken, _ = _snapshots({**sections, "model": {**sections["model"], "init": {"scheme": "xavier_normal"}}})
+    broken, _ = _snapshots(
+        {**sections, "model": {**sections["model"], "init": {"scheme": "xavier_normal"}}}
+    )
     assert snapshot(broken, "weight", "fc2").stats["unit_std"] > 0.01
 
 
@@ -45,7 +52,12 @@ def test_a_deep_sigmoid_net_starves_its_first_layers_of_gradient() -> None:
     first, _ = _snapshots({"model": {**deep, "activation": "sigmoid"}, "training": {"steps": 1}})
     norms = _per_layer(first, "gradient", "l2")
     assert norms[0] < 1e-3 * norms[-1]  # fc1 vs out: over three orders of magnitude
-    relu, _ = _snapshots({"model": {**deep, "activation": "relu", "init": {"scheme": "kaiming_normal"}}, "training": {"steps": 1}})
+    relu, _ = _snapshots(
+        {
+            "model": {**deep, "activation": "relu", "init": {"scheme": "kaiming_normal"}},
+            "training": {"steps": 1},
+        }
+    )
     norms = _per_layer(relu, "gradient", "l2")
     assert norms[0] > 1e-2 * norms[-1]
 
@@ -60,7 +72,7 @@ def test_kaiming_keeps_relu_activations_steady_while_xavier_shrinks_them() -> No
     assert len(steady) == 24
     assert 0.25 < steady[-1] / steady[0] < 4
     assert shrinking[-1] / shrinking[0] < 1e-2  # variance halves at every layer
-    assert sum(b < a for a, b in zip(shrinking, shrinking[1:], strict=False)) >= 20
+    assert sum(b < a for a, b in itertools.pairwise(shrinking)) >= 20
 
 
 def test_an_absurd_learning_rate_kills_relu_units() -> None:
@@ -80,7 +92,10 @@ def test_an_absurd_learning_rate_kills_relu_units() -> None:
 
 def test_tanh_with_std_one_init_saturates() -> None:
     def saturated(init: dict[str, Any]) -> list[float]:
-        sections = {"model": {"hidden": [64, 64], "activation": "tanh", "init": init}, "training": {"steps": 1}}
+        sections = {
+            "model": {"hidden": [64, 64], "activation": "tanh", "init": init},
+            "training": {"steps": 1},
+        }
         first, _ = _snapshots(sections)
         return _per_layer(first, "activation", "saturated_fraction")
 

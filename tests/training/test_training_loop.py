@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import torch
 from engine_support import Recorder, make_spec, tiny_dataset
+from gradlab_client.spec import Activation, InitScheme, OptimizerName, ScheduleName
 
 from training import RunResult, train
 
 PER_STEP = {"train_loss", "train_accuracy", "grad_norm", "lr", "step_time"}
 
 
-def _run(spec_sections: dict[str, Any] | None = None, kind: str = "vector", **data: Any) -> tuple[RunResult, Recorder]:
+def _run(
+    spec_sections: dict[str, Any] | None = None, kind: str = "vector", **data: Any
+) -> tuple[RunResult, Recorder]:
     recorder = Recorder()
     spec = make_spec(kind, **(spec_sections or {}))  # type: ignore[arg-type]
     result = train(spec, recorder.callbacks(), dataset=tiny_dataset(kind, **data))  # type: ignore[arg-type]
@@ -22,7 +25,9 @@ def _run(spec_sections: dict[str, Any] | None = None, kind: str = "vector", **da
 
 
 def test_metrics_every_step_validation_and_update_ratios_on_their_steps() -> None:
-    result, recorder = _run({"training": {"steps": 23, "eval_every": 10}, "telemetry": {"snapshot_every": 20}})
+    result, recorder = _run(
+        {"training": {"steps": 23, "eval_every": 10}, "telemetry": {"snapshot_every": 20}}
+    )
     assert result.status == "succeeded" and result.steps_done == result.total_steps == 23
     assert sorted(recorder.metrics) == list(range(1, 24))
     assert all(set(m) >= PER_STEP for m in recorder.metrics.values())
@@ -84,7 +89,9 @@ def test_the_callers_global_rng_is_left_alone() -> None:
 
 
 def test_lr_follows_the_schedule() -> None:
-    _, recorder = _run({"schedule": {"name": "step", "warmup_steps": 2, "step_size": 5, "gamma": 0.1}})
+    _, recorder = _run(
+        {"schedule": {"name": "step", "warmup_steps": 2, "step_size": 5, "gamma": 0.1}}
+    )
     lr = recorder.series("lr")
     assert lr[1] == pytest.approx(0.005) and lr[2] == pytest.approx(0.01)
     assert lr[7] == pytest.approx(0.01) and lr[8] == pytest.approx(0.001)
@@ -107,24 +114,26 @@ def test_penalties_change_training_but_not_the_reported_loss_of_step_one() -> No
     assert penalized.metrics[1]["grad_norm"] != plain.metrics[1]["grad_norm"]
 
 
+ACTIVATIONS = get_args(Activation)
+SCHEMES = get_args(InitScheme)
+OPTIMIZERS = get_args(OptimizerName)
+SCHEDULES = get_args(ScheduleName)
 OPTIONS: list[dict[str, Any]] = [
-    *({"model": {"activation": a, "hidden": [8, 8]}} for a in
-      ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "maxout", "linear"]),
-    *({"model": {"init": {"scheme": s}}} for s in
-      ["default", "zeros", "constant", "normal", "uniform", "xavier_normal", "xavier_uniform",
-       "kaiming_normal", "kaiming_uniform", "orthogonal"]),
-    *({"optimizer": {"name": o, "lr": 0.01, "weight_decay": 0.01}} for o in
-      ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]),
-    *({"schedule": {"name": s, "warmup_steps": 3}} for s in ["constant", "step", "exponential", "cosine"]),
+    *({"model": {"activation": a, "hidden": [8, 8]}} for a in ACTIVATIONS),
+    *({"model": {"init": {"scheme": s}}} for s in SCHEMES),
+    *({"optimizer": {"name": o, "lr": 0.01, "weight_decay": 0.01}} for o in OPTIMIZERS),
+    *({"schedule": {"name": s, "warmup_steps": 3}} for s in SCHEDULES),
     {"model": {"batch_norm": True, "dropout": 0.5}},
     {"regularization": {"l1": 0.001, "l2": 0.01}},
     {"training": {"grad_clip": 0.5}},
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("sections", OPTIONS, ids=lambda s: str(s)[:60])
 def test_every_option_trains(sections: dict[str, Any]) -> None:
-    result, recorder = _run({**sections, "training": {"steps": 6, "eval_every": 3, **sections.get("training", {})}})
+    result, recorder = _run(
+        {**sections, "training": {"steps": 6, "eval_every": 3, **sections.get("training", {})}}
+    )
     assert result.status == "succeeded"
     assert all(math.isfinite(v) for m in recorder.metrics.values() for v in m.values())
 
@@ -134,11 +143,17 @@ def test_cnns_on_sequences_and_images(kind: str) -> None:
     conv = [{"channels": 4, "pool": "avg"}, {"channels": 4, "pool": "max"}]
     model = {"kind": "cnn", "conv": conv, "hidden": [8], "batch_norm": True, "dropout": 0.2}
     result, recorder = _run({"model": model}, kind=kind)
-    assert result.status == "succeeded" and recorder.layers[0].type == ("conv1d" if kind == "sequence" else "conv2d")
+    assert result.status == "succeeded" and recorder.layers[0].type == (
+        "conv1d" if kind == "sequence" else "conv2d"
+    )
 
 
 def test_divergence_ends_the_run_at_the_first_nonfinite_loss() -> None:
-    sections = {"optimizer": {"name": "sgd", "lr": 1e4}, "model": {"activation": "linear"}, "training": {"steps": 200}}
+    sections = {
+        "optimizer": {"name": "sgd", "lr": 1e4},
+        "model": {"activation": "linear"},
+        "training": {"steps": 200},
+    }
     result, recorder = _run(sections)
     assert result.status == "diverged"
     step = result.steps_done
@@ -171,6 +186,10 @@ def test_denormals_are_flushed_during_the_run_only() -> None:
 
     from training.types import TrainingCallbacks
 
-    train(make_spec(training={"steps": 2}), TrainingCallbacks(on_progress=look), dataset=tiny_dataset())
+    train(
+        make_spec(training={"steps": 2}),
+        TrainingCallbacks(on_progress=look),
+        dataset=tiny_dataset(),
+    )
     assert seen == [True, True]
     assert (tiny * 1.0).item() != 0.0

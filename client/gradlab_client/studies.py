@@ -1,0 +1,90 @@
+"""`client.studies`: run a grid (or random search) of job variants and compare them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import quote
+
+from gradlab_client._http import HTTP
+from gradlab_client.errors import Timeout
+from gradlab_client.models import (
+    Study,
+    StudyComparison,
+    StudyCreate,
+    StudyPage,
+    StudyTemplate,
+)
+from gradlab_client.results import Pager
+
+TemplateList = list[StudyTemplate]  # module-level: inside the class `list` is the method
+
+
+class Studies:
+    def __init__(self, http: HTTP) -> None:
+        self._http = http
+
+    def create(self, study: StudyCreate | Mapping[str, Any]) -> Study:
+        """Create a study: `{"base": spec, "grid": {"model.activation": [...]}, "seeds": [...]}`,
+        `{"base": spec, "search": {"n": 8, "space": {...}}}` or `{"template": name}`. Every
+        variant is validated first; a refusal (ValidationError) names the grid value and
+        creates nothing. Sent once: a retry could create a second study."""
+        body = (study.model_dump(mode="json", exclude_none=True)
+                if isinstance(study, StudyCreate) else dict(study))
+        response = self._http.request("POST", "/v1/studies", json=body, retry=False)
+        return Study.model_validate_json(response.content)
+
+    def get(self, study_id: str) -> Study:
+        response = self._http.request("GET", _path(study_id), retry=True)
+        return Study.model_validate_json(response.content)
+
+    def list(self, *, page_size: int = 50) -> Iterator[Study]:
+        """Every study of the team, newest first, fetched a page at a time."""
+
+        def fetch(cursor: str | None) -> tuple[Sequence[Study], str | None]:
+            params = {"limit": page_size, "cursor": cursor}
+            response = self._http.request("GET", "/v1/studies", params=params, retry=True)
+            page = StudyPage.model_validate_json(response.content)
+            return page.items, page.next_cursor
+
+        return iter(Pager(fetch))
+
+    def cancel(self, study_id: str) -> Study:
+        """Cancel the study's queued jobs and stop its running ones. Safe to repeat."""
+        response = self._http.request("POST", f"{_path(study_id)}/cancel", retry=True)
+        return Study.model_validate_json(response.content)
+
+    def compare(
+        self, study_id: str, *, sort: str | None = None, order: Literal["asc", "desc"] = "asc",
+        target_metric: str | None = None, target_value: float | None = None,
+    ) -> StudyComparison:
+        """A row per variant: its values, the mean and spread over seeds of the final and best
+        losses and accuracies, the steps to reach the target (if given), its diagnosis codes."""
+        params = {"sort": sort, "order": order, "target_metric": target_metric,
+                  "target_value": target_value}
+        response = self._http.request("GET", f"{_path(study_id)}/compare", params=params,
+                                      retry=True)
+        return StudyComparison.model_validate_json(response.content)
+
+    def templates(self) -> TemplateList:
+        response = self._http.request("GET", "/v1/studies/templates", retry=True)
+        return [StudyTemplate.model_validate(item) for item in response.json()]
+
+    def wait(self, study_id: str, *, timeout: float | None = None,
+             poll_interval: float = 2.0) -> Study:
+        """Poll until every job of the study has ended; Timeout after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            study = self.get(study_id)
+            if study.done:
+                return study
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout(f"study {study_id} is still running after {timeout:g}s")
+            time.sleep(poll_interval if left is None else min(poll_interval, left))
+
+
+def _path(study_id: str) -> str:
+    # Quoted so an id read from a file or a user cannot step into another route ("../").
+    return f"/v1/studies/{quote(study_id, safe='')}"

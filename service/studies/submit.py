@@ -1,0 +1,88 @@
+"""Submitting a study: resolve its template, expand and check every variant, commit the study
+and all its jobs in one transaction, then publish the job ids to the study queue.
+
+Nothing is stored until every job passed validation and the deployment's limits, so a refused
+study leaves no rows and no broker messages. Study jobs go to settings.study_queue, which workers
+take turns with the main queue: one team's large study does not starve another team's job.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gradlab_client.models import Study, StudyCreate
+from gradlab_client.spec import JobSpec
+
+from service.deps import Services
+from service.errors import InvalidSpec
+from service.limits import check_limits
+from service.studies.expand import Run, expand, set_path
+from service.studies.templates import TEMPLATES
+from service.submission import resolve_upload
+from store import studies
+from store.teams import Team
+from taskqueue import publish_job
+
+log = logging.getLogger(__name__)
+
+
+def resolve_request(body: StudyCreate) -> StudyCreate:
+    """The request with a template's base, grid and seeds filled in, and `overrides` applied."""
+    if body.template is None:
+        if body.base is None:
+            raise InvalidSpec("a study needs a `base` spec or a `template`", field="base")
+        if body.overrides:
+            raise InvalidSpec("overrides apply to a template's base only", field="overrides")
+        return body
+    if body.base is not None:
+        raise InvalidSpec("give a `template` or a `base`, not both", field="base")
+    if body.template not in TEMPLATES:
+        raise InvalidSpec(f"{body.template!r} is not one of {', '.join(TEMPLATES)}",
+                          field="template")
+    template: dict[str, Any] = dict(TEMPLATES[body.template][1])
+    base = template["base"]
+    for path, value in body.overrides.items():
+        base = set_path(base, path, value)
+    return StudyCreate(
+        name=body.name or template["name"], template=body.template, base=base,
+        grid=body.grid if body.grid is not None or body.search else template["grid"],
+        search=body.search, seeds=body.seeds or template.get("seeds"),
+    )
+
+
+def submit_study(services: Services, *, team: Team, body: StudyCreate) -> Study:
+    request = resolve_request(body)
+    assert request.base is not None  # resolve_request guarantees it
+    expansion = expand(request.base, grid=request.grid, search=request.search,
+                       seeds=request.seeds, max_jobs=services.settings.max_study_jobs)
+    runs = [_checked(services, team, run) for run in expansion.runs]
+    with services.db.transaction() as session:
+        study, job_ids = studies.create_study(
+            session, team_id=team.id, name=request.name, template=request.template,
+            request=request.model_dump(mode="json", exclude_none=True), varied=expansion.varied,
+            variants=[variant.values for variant in expansion.variants], runs=runs,
+            max_queued=services.settings.max_queued_study_jobs_per_team,
+        )
+    for job_id in job_ids:
+        _publish(services, job_id)
+    return study
+
+
+def _checked(services: Services, team: Team, run: Run) -> studies.NewRun:
+    spec: JobSpec = run.spec
+    upload = resolve_upload(services, team=team, spec=spec)
+    try:
+        estimate = check_limits(spec, services.settings, upload)
+    except InvalidSpec as exc:
+        raise InvalidSpec(exc.message, field=f"variant {run.variant}: {exc.field}") from None
+    return studies.NewRun(run.variant, run.seed, spec, estimate.total_steps)
+
+
+def _publish(services: Services, job_id: str) -> None:
+    try:
+        publish_job(services.celery, job_id, queue=services.settings.study_queue)
+    except Exception:
+        # The job is committed as queued; the reconciler re-publishes what the broker lost.
+        log.warning("could not publish study job %s; the reconciler will retry", job_id,
+                    exc_info=True)

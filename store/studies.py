@@ -1,0 +1,144 @@
+"""Studies: create one with all its jobs in one transaction, read, list and cancel them.
+
+A study's jobs are ordinary jobs with jobs.study_id set; the study row keeps which variant and
+seed each job runs, so a comparison groups jobs without re-reading their specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gradlab_client.models import Study, StudyPage
+from gradlab_client.spec import JobSpec
+from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from store import orm
+from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
+from store.errors import NotFound, QuotaExceeded
+from store.jobs import _parse_time, lock_team
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class NewRun:
+    variant: int
+    seed: int
+    spec: JobSpec
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """What a comparison needs of a study: its varied paths, variants and runs."""
+
+    id: str
+    varied: list[str]
+    variants: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+
+
+def create_study(
+    session: Session, *, team_id: str, name: str | None, template: str | None,
+    request: dict[str, Any], varied: list[str], variants: list[dict[str, Any]],
+    runs: list[NewRun], max_queued: int | None = None,
+) -> tuple[Study, list[str]]:
+    """Add the study and its queued jobs (the caller commits, then publishes the job ids).
+
+    Study jobs are not counted in the team's queue quota for single jobs (a study would use it
+    up); instead max_queued bounds the team's queued study jobs, old and new together."""
+    if max_queued is not None:
+        _check_quota(session, team_id, len(runs), max_queued)
+    study = orm.Study(team_id=team_id, name=name, template=template, request=json_safe(request),
+                      varied=varied, variants=json_safe(variants), runs=[])
+    session.add(study)
+    session.flush()
+    jobs = [orm.Job(team_id=team_id, name=run.spec.name or name, study_id=study.id,
+                    spec=json_safe(run.spec.model_dump(mode="json")),
+                    total_steps=run.total_steps) for run in runs]
+    session.add_all(jobs)
+    session.flush()
+    study.runs = [{"job_id": job.id, "variant": run.variant, "seed": run.seed}
+                  for job, run in zip(jobs, runs, strict=True)]
+    session.flush()
+    return _to_study(study, {"queued": len(jobs)}), [job.id for job in jobs]
+
+
+def _check_quota(session: Session, team_id: str, new: int, max_queued: int) -> None:
+    lock_team(session, team_id=team_id)  # two studies racing cannot both take the last slots
+    query = select(func.count()).where(orm.Job.team_id == team_id, orm.Job.status == "queued",
+                                       orm.Job.study_id.is_not(None))
+    queued = session.execute(query).scalar_one()
+    if queued + new > max_queued:
+        raise QuotaExceeded(f"the team has {queued} queued study jobs; {new} more would pass "
+                            f"the most it may have, {max_queued}")
+
+
+def _to_study(row: orm.Study, counts: dict[str, int]) -> Study:
+    return Study(id=row.id, name=row.name, template=row.template, varied=row.varied,
+                 variants=len(row.variants), jobs=len(row.runs), counts=counts,
+                 created_at=row.created_at)
+
+
+def _team_row(session: Session, team_id: str, study_id: str) -> orm.Study:
+    query = select(orm.Study).where(orm.Study.id == study_id, orm.Study.team_id == team_id)
+    row = session.scalars(query).one_or_none()
+    if row is None:  # another team's study too, so ids cannot be probed
+        raise NotFound(f"study {study_id} not found", field="study_id")
+    return row
+
+
+def _counts(session: Session, study_ids: list[str]) -> dict[str, dict[str, int]]:
+    query = (select(orm.Job.study_id, orm.Job.status, func.count())
+             .where(orm.Job.study_id.in_(study_ids)).group_by(orm.Job.study_id, orm.Job.status))
+    counts: dict[str, dict[str, int]] = {study_id: {} for study_id in study_ids}
+    for study_id, status, count in session.execute(query):
+        counts[str(study_id)][status] = count
+    return counts
+
+
+def get_study(session: Session, *, team_id: str, study_id: str) -> Study:
+    row = _team_row(session, team_id, study_id)
+    return _to_study(row, _counts(session, [row.id])[row.id])
+
+
+def study_row(session: Session, *, team_id: str, study_id: str) -> StudyRow:
+    row = _team_row(session, team_id, study_id)
+    return StudyRow(row.id, list(row.varied), list(row.variants), list(row.runs))
+
+
+def list_studies(
+    session: Session, *, team_id: str, limit: int = 50, cursor: str | None = None
+) -> StudyPage:
+    """The team's studies, newest first; pass next_cursor for the next page."""
+    check_limit(limit, MAX_PAGE)
+    conditions: list[ColumnElement[bool]] = [orm.Study.team_id == team_id]
+    if cursor is not None:
+        created_at, study_id = decode_cursor(cursor, (str, str))
+        key = tuple_(orm.Study.created_at, orm.Study.id)
+        conditions.append(key < tuple_(_parse_time(created_at), study_id))
+    query = (select(orm.Study).where(*conditions)
+             .order_by(orm.Study.created_at.desc(), orm.Study.id.desc()).limit(limit + 1))
+    rows = list(session.scalars(query))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
+    counts = _counts(session, [row.id for row in rows])
+    return StudyPage(items=[_to_study(row, counts[row.id]) for row in rows],
+                     next_cursor=next_cursor)
+
+
+def cancel_study(session: Session, *, team_id: str, study_id: str) -> Study:
+    """Cancel the queued jobs now and flag the running ones (their workers stop them)."""
+    row = _team_row(session, team_id, study_id)
+    mine = (orm.Job.study_id == row.id, orm.Job.team_id == team_id)
+    session.execute(update(orm.Job).where(*mine, orm.Job.status == "queued")
+                    .values(status="cancelled", cancel_requested=True,
+                            finished_at=orm.utcnow()))
+    session.execute(update(orm.Job).where(*mine, orm.Job.status == "running")
+                    .values(cancel_requested=True))
+    session.flush()
+    return _to_study(row, _counts(session, [row.id])[row.id])

@@ -1,0 +1,155 @@
+"""Fixtures of the chaos suite (`make chaos`, marker `chaos`): worker deaths and outages, with
+real processes killed by pid, on private PostgreSQL and Redis servers (tests/chaos/services.py;
+the machine's shared servers are never stopped or flushed).
+
+    chaos_report    (session) the fault table; written to test-artifacts/chaos-report.json
+                    and .md, and printed at the end of the run
+    pg_stack        (session) PostgreSQL + Redis, the app in process; workers come and go
+    stack           pg_stack made ready for one test: both servers up, nothing left queued or
+                    running by an earlier test, two live workers with the stack's settings
+
+Settings: short leases (heartbeat 0.5 s, lease 5 s, reaper every 1 s), a checkpoint every 50
+steps, 3 attempts, queued jobs re-sent after 5 s, and a 2 s Redis visibility timeout, so that
+every job of the suite outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from store import migrate
+from store.db import Database
+from store.settings import Settings
+from tests.chaos.report import MD_REPORT, ChaosReport
+from tests.chaos.services import PrivatePostgres, PrivateRedis
+from tests.chaos.stack import ChaosStack, make_api_key, worker_env
+from tests.conftest import unavailable
+
+FAST = {
+    "heartbeat_seconds": 0.5,
+    "lease_seconds": 5.0,
+    "reaper_interval_seconds": 1.0,
+    "checkpoint_every_steps": 50,
+    "max_attempts": 3,
+    "republish_after_seconds": 5.0,
+}
+VISIBILITY_TIMEOUT = 2.0
+WORKERS = 2
+_printed: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def chaos_report() -> Iterator[ChaosReport]:
+    report = ChaosReport()
+    yield report
+    if report.rows:
+        report.write()
+        _printed.append(MD_REPORT.read_text())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for table in _printed:
+        terminalreporter.section("chaos: fault | what happened | time to recover | rows lost")
+        terminalreporter.write(table)
+
+
+# -- private servers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+    except (RuntimeError, AssertionError) as error:
+        server.close()
+        unavailable(f"cannot start a private redis-server: {error}")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    try:
+        server = PrivatePostgres()
+    except RuntimeError as error:
+        unavailable(f"cannot make a private PostgreSQL cluster: {error}")
+    try:
+        server.create()
+    except (subprocess.SubprocessError, OSError) as error:
+        server.close()
+        unavailable(f"cannot start a private PostgreSQL cluster: {error}")
+    yield server
+    server.close()
+
+
+# -- stacks -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def build_stack(
+    name: str, home: Path, database_url: str, broker_url: str, **extra: object
+) -> Iterator[ChaosStack]:
+    """A migrated database, an API key, the app in process and no workers yet (the caller
+    starts them: stack.start_workers)."""
+    queue = f"chaos-{name}-{uuid.uuid4().hex[:6]}"
+    values: dict[str, object] = {**FAST, **extra}
+    settings = Settings(
+        home=home, database_url=database_url, broker_url=broker_url, task_queue=queue,
+        rate_limit_per_minute=1_000_000, _env_file=None, **values,  # type: ignore[arg-type]
+    )
+    settings.ensure_directories()
+    migrate.upgrade(settings)
+    database = Database.from_settings(settings)
+    key = make_api_key(database, f"chaos-{name}")
+    env = worker_env({
+        "GRADLAB_HOME": str(home), "GRADLAB_DATABASE_URL": database_url,
+        "GRADLAB_BROKER_URL": broker_url, "GRADLAB_TASK_QUEUE": queue,
+        **{f"GRADLAB_{field.upper()}": str(value) for field, value in values.items()},
+    })
+    from service.app import create_app
+
+    app = create_app(settings)
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+        stack = ChaosStack(name, settings, env, database, client)
+        try:
+            yield stack
+        finally:
+            stack.close()
+            database.close()
+
+
+@pytest.fixture(scope="session")
+def pg_stack(
+    private_postgres: PrivatePostgres,
+    private_redis: PrivateRedis,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ChaosStack]:
+    home = tmp_path_factory.mktemp("pg-stack")
+    with build_stack(
+        "pg", home, private_postgres.url, private_redis.url,
+        broker_visibility_timeout_seconds=VISIBILITY_TIMEOUT,
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture
+def stack(
+    pg_stack: ChaosStack, private_postgres: PrivatePostgres, private_redis: PrivateRedis
+) -> ChaosStack:
+    """pg_stack as a test finds it: servers up (an earlier test may have failed mid-outage),
+    no job of an earlier test left, WORKERS live workers."""
+    if private_redis.process is None:
+        private_redis.start()
+    if not private_postgres.answers():
+        private_postgres.start()
+    pg_stack.abandon_unfinished_jobs()
+    pg_stack.ensure_workers(WORKERS)
+    return pg_stack
