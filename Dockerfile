@@ -9,6 +9,12 @@
 
 ARG PYTHON_VERSION=3.11
 
+# -- ui: the dashboard's charting library, installed from the lock file --------------------------
+FROM node:20-bookworm-slim AS ui
+WORKDIR /ui
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts
+
 # -- base: Python, a virtual environment and the user the services run as ----------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -36,6 +42,8 @@ RUN python deploy/requirements.py > /tmp/requirements.txt \
     && pip install --no-cache-dir --requirement /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 COPY deploy/healthcheck.py deploy/
+COPY --from=ui /ui/node_modules/echarts/dist /app/ui-vendor/echarts
+ENV GRADLAB_UI_VENDOR_DIR=/app/ui-vendor/echarts
 # The source is mounted, not copied: the layer holds the installed packages alone. --no-deps:
 # the dependencies are the layer above, and torch is not among them.
 RUN --mount=type=bind,target=/src,rw pip install --no-cache-dir --no-deps /src/client /src

@@ -26,7 +26,7 @@ from service.problems import (
 )
 from service.ratelimit import make_limiter
 from service.routes import catalog, datasets, diagnosis, health, jobs, studies, telemetry
-from service.ui import mount_ui
+from service.ui import VENDOR, mount_ui
 from store.db import Database
 from store.migrate import is_at_head
 from store.settings import Settings
@@ -87,7 +87,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.include_router(catalog.router)
     app.include_router(datasets.router)
     app.include_router(studies.router)
-    mount_ui(app)  # static pages; their data comes from the routes above, with a key
+    mount_ui(app, vendor=settings.ui_vendor_dir or VENDOR)  # static pages; their data comes from the routes above, with a key
     # Last: its middleware is then the outermost, timing everything the others do.
     install_metrics(app, services.db, services.celery)
     return app

@@ -218,10 +218,13 @@ def lock_team(session: Session, *, team_id: str) -> None:
 
 
 def reserve_queued(session: Session, *, team_id: str, max_queued: int, adding: int = 1) -> None:
-    """Raise QuotaExceeded unless the team may queue `adding` more jobs; call it in the write
-    transaction that inserts them (it holds the team's lock until that commits)."""
+    """Raise QuotaExceeded unless the team may queue `adding` more single jobs; call it in the
+    write transaction that inserts them (it holds the team's lock until that commits). Study
+    jobs have a quota of their own (store.studies), so a study does not use this one up."""
     lock_team(session, team_id=team_id)
-    queued = team_counts(session, team_id=team_id).queued
+    query = select(func.count()).where(orm.Job.team_id == team_id, orm.Job.status == "queued",
+                                       orm.Job.study_id.is_(None))
+    queued = session.execute(query).scalar_one()
     if queued + adding > max_queued:
         raise QuotaExceeded(f"the team has {queued} queued jobs and may have at most "
                             f"{max_queued}")

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
         Path(".gradlab/uploads"),
         description="Where uploaded data sets are kept. Default: {home}/uploads.",
     )
+    ui_vendor_dir: Path | None = Field(
+        None, description="Folder of the dashboard's charting library (echarts' dist). Default: "
+        "node_modules/echarts/dist of the checkout, where `make ui` installs it.",
+    )
     data_root: Path | None = Field(
         None, description="Directory holding cifar-10-batches-bin (needed for cifar10 only)."
     )

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -77,7 +78,7 @@ def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
     if shutdown.requested():
         # This process is stopping, and the message is already acknowledged: send it again
         # for another worker rather than leave the job to the reconciler's longer wait.
-        publish_job(ctx.celery, job_id)
+        _publish(ctx, job_id)
         log.info("job %s handed back to the broker: %s", job_id, shutdown.reason())
         return "deferred"
     with db.read() as session:
@@ -160,6 +161,8 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
         return "fenced"
     if ending.status == RELEASED:
         return _release(ctx, state.id, attempt, ending, files)
+    with suppress(Unavailable):  # after an outage, wait for the store before the last writes
+        _retrying(ctx.settings.lease_seconds, ctx.database.ping)
     live.finish(ending.status)  # the final diagnosis, while the job is still ours (fenced)
     if _finish(ctx, state.id, attempt, ending):
         files.remove_all()  # kept otherwise: the retry resumes from them
@@ -309,12 +312,16 @@ def _release(
         return status
     log.warning("job %s attempt %d released after step %s (%s)", job_id, attempt, ending.steps,
                 ending.error)
+    _publish(ctx, job_id)
+    return RELEASED
+
+
+def _publish(ctx: WorkerContext, job_id: str) -> None:
     try:
         publish_job(ctx.celery, job_id)
     except Exception:  # the job is queued in the database: the reconciler sends it later
-        log.warning("could not publish released job %s; the reconciler will", job_id,
+        log.warning("could not send job %s to the broker; the reconciler will", job_id,
                     exc_info=True)
-    return RELEASED
 
 
 def _retrying(seconds: float, action: Callable[[], T]) -> T:

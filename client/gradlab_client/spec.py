@@ -248,7 +248,9 @@ class TrainingSpec(_Strict):
 class TelemetrySpec(_Strict):
     snapshot_every: int = Field(50, ge=1)
     bins: int = Field(64, ge=2)
-    kinds: list[SnapshotKind] = Field(default_factory=lambda: list(ALL_SNAPSHOT_KINDS), max_length=3)
+    kinds: list[SnapshotKind] = Field(
+        default_factory=lambda: list(ALL_SNAPSHOT_KINDS), max_length=3
+    )
 
 
 class JobSpec(_Strict):

@@ -14,14 +14,13 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from store import leases, metrics, orm
-from store.db import Database
 from store.errors import StaleAttempt
 from tests.chaos import specs
 from tests.chaos.checks import RECOVERY_BOUND, assert_resumed_exactly
 from tests.chaos.report import ChaosReport
 from tests.chaos.services import wait_until
 from tests.chaos.stack import ChaosStack, WorkerProcess, is_alive, kill, parent_of, spawn
-from worker.context import bound_abandoned_transactions
+from worker.context import WorkerContext
 from worker.reporter import AttemptFenced
 from worker.sink import StoreSink
 
@@ -165,12 +164,11 @@ def test_a_worker_frozen_inside_a_transaction_does_not_keep_its_job(
     it would pass the job over for as long as the frozen session lived (hours, for a silent
     peer). Worker sessions are ended by the server after a lease idle in a transaction
     (worker.context.bound_abandoned_transactions). The frozen session is played by this test,
-    with the worker's database settings, holding the lock the way a write's fence does."""
+    connected as a worker connects, holding the lock the way a write's fence does."""
     job = stack.submit(specs.spiral())
     stack.wait_checkpoint(job, 300)
     victim, pool_pid = stack.worker_of(job)
-    frozen = Database.from_settings(stack.settings)
-    bound_abandoned_transactions(frozen.engine, stack.settings.lease_seconds)
+    frozen = WorkerContext.from_settings(stack.settings).database  # as a worker connects
     connection = frozen.engine.connect()
     try:
         connection.begin()

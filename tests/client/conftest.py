@@ -28,8 +28,7 @@ from gradlab_client import Client
 from service import create_app
 from store import leases, metrics, snapshots, teams
 from store.db import Database
-from store.settings import Settings
-from store.settings import filesystem_broker_options
+from store.settings import Settings, filesystem_broker_options
 from taskqueue import make_celery
 
 with warnings.catch_warnings():

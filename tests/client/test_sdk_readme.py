@@ -22,12 +22,13 @@ from sqlalchemy import select
 from store import leases, orm
 from store.db import Database
 
-README = Path(__file__).resolve().parents[2] / "client" / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "client" / "README.md"
 SECTION = "## Use it from your pipeline"
 
 
-def pipeline_snippets() -> list[str]:
-    text = README.read_text(encoding="utf-8")
+def pipeline_snippets(readme: Path = README) -> list[str]:
+    text = readme.read_text(encoding="utf-8")
     section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
@@ -82,6 +83,8 @@ def run_snippet(code: str, url: str, key: str, cwd: Path) -> subprocess.Complete
 def test_the_readme_has_the_snippets() -> None:
     snippets = pipeline_snippets()
     assert len(snippets) == 2 and "jobs.wait" in snippets[0] and "ValidationError" in snippets[1]
+    # The top-level README shows the same pipeline code; tests/integration runs it on a worker.
+    assert pipeline_snippets(ROOT / "README.md") == snippets[:1]
 
 
 def test_the_pipeline_snippet_runs_as_written(

@@ -80,11 +80,51 @@ def test_run_serves_and_trains_on_a_fresh_home(tmp_path: Path) -> None:
         assert grads["items"] and grads["items"][0]["histogram"]["counts"]
         workers = child_pids(process.pid)
         assert workers, "run started no worker process"
+        client_env = {**env, "GRADLAB_URL": base, "GRADLAB_API_KEY": key}
+        check_readme_pipeline(client_env, tmp_path)
+        check_cli_submit_wait(client_env, tmp_path)
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)
     assert process.returncode == 0, "".join(lines)
     assert not [pid for pid in workers if alive(pid)], "the worker outlived `run`"
+
+
+def check_readme_pipeline(env: dict[str, str], tmp_path: Path) -> None:
+    """README's "Use it from your pipeline" code, as written, against this server and worker."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Use it from your pipeline", 1)[1].split("\n## ", 1)[0]
+    snippet = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    result = subprocess.run(
+        [sys.executable, "-c", snippet],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "final val accuracy:" in result.stdout and "gradient std by step" in result.stdout
+
+
+def check_cli_submit_wait(env: dict[str, str], tmp_path: Path) -> None:
+    """`gradlab submit spec.json --wait` prints the outcome; a diverged job exits non-zero."""
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('{"data": {"dataset": "spiral"}, "training": {"steps": 30}}')
+    bad.write_text(
+        '{"data": {"dataset": "spiral"}, "optimizer": {"name": "sgd", "lr": 10000},'
+        ' "model": {"init": {"scheme": "normal", "std": 50}}, "training": {"steps": 200}}'
+    )
+    command = [sys.executable, "-m", "gradlab_client.cli", "submit"]
+    ok = subprocess.run(
+        [*command, str(good), "--wait"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert ok.returncode == 0 and "succeeded" in ok.stdout + ok.stderr, ok.stdout + ok.stderr
+    diverged = subprocess.run(
+        [*command, str(bad), "--wait"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert diverged.returncode == 3, diverged.stdout + diverged.stderr
+    assert "diverged" in diverged.stdout + diverged.stderr
 
 
 def child_pids(pid: int) -> list[int]:

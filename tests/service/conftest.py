@@ -32,8 +32,7 @@ from fastapi.testclient import TestClient
 from service import create_app
 from store import leases, migrate, teams
 from store.db import Database
-from store.settings import Settings
-from store.settings import filesystem_broker_options
+from store.settings import Settings, filesystem_broker_options
 from taskqueue import make_celery
 from tests.service.support import SPIRAL, JsonDict, published_ids
 
