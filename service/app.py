@@ -87,7 +87,8 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.include_router(catalog.router)
     app.include_router(datasets.router)
     app.include_router(studies.router)
-    mount_ui(app, vendor=settings.ui_vendor_dir or VENDOR)  # static pages; their data comes from the routes above, with a key
+    # Static pages; their data comes from the routes above, with a key.
+    mount_ui(app, vendor=settings.ui_vendor_dir or VENDOR)
     # Last: its middleware is then the outermost, timing everything the others do.
     install_metrics(app, services.db, services.celery)
     return app

@@ -4,6 +4,7 @@ the training core trains, the store keeps the truth, the reporter connects them.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -241,10 +242,14 @@ def _ending(result: RunResult, reporter: Reporter, timed_out: threading.Event) -
     return Ending("failed", summary, "stopped", result.steps_done)
 
 
+_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:/[\w.@+-]+){2,}/?")
+
+
 def _reason(error: Exception) -> str:
     """A one-line reason for the user: the exception's message, never a traceback or a path."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}"[:500]
+    # Paths on the worker's disk (a missing upload, the data folder) are not the caller's business.
+    return f"{type(error).__name__}: {_PATH.sub('<path>', text)}"[:500]
 
 
 def _upload_path(ctx: WorkerContext, state: JobState) -> Path | None:
