@@ -139,7 +139,7 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
     timed_out = threading.Event()
     timer = _time_limit(ctx.settings.job_time_limit_seconds, reporter, timed_out)
     reporter.start()
-    with shutdown.stoppable(reporter.request_stop):  # SIGUSR2 or a dead parent stops the loop
+    with shutdown.stoppable(reporter.request_stop):  # SIGURG or a dead parent stops the loop
         ending = _train(
             ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out
         )

@@ -5,9 +5,8 @@ checkpoints, then hands the job back to the queue with leases.release_job):
 
 - The worker is shutting down (SIGTERM, `docker stop`). Celery's warm shutdown waits for the
   running task to finish, however long it trains, and the pool process ignores the signal; so the
-  main process tells its pool processes with SIGUSR2 (worker_shutting_down), and each asks its
-  running job to stop at the next step. (Not SIGUSR1: billiard raises SoftTimeLimitExceeded on
-  it in pool processes.)
+  main process tells its pool processes with SIGURG (worker_shutting_down), and each asks its
+  running job to stop at the next step.
 - The pool process lost its parent (the main process was killed). Celery asks the kernel to kill
   pool processes with their parent (PR_SET_PDEATHSIG), so this is a second line, for where that
   fails: a watch thread sees os.getppid() change. The orphan cannot be served by anyone, so it
@@ -30,7 +29,12 @@ from celery.signals import worker_init, worker_process_init, worker_shutting_dow
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNAL = signal.SIGUSR2  # free in pool processes (billiard takes SIGUSR1: soft time limits)
+# SIGURG: billiard leaves it alone, and where no handler is set yet it does nothing (its default
+# is to be ignored). Not SIGUSR1 (billiard's soft time limit) nor SIGUSR2: after
+# worker_process_init, billiard replaces the handler of each terminating signal in a pool
+# process with one that exits, and an idle pool process that exited so made Celery's warm
+# shutdown hang. Not SIGWINCH either: a terminal sends it on every resize.
+STOP_SIGNAL = signal.SIGURG
 PARENT_POLL_SECONDS = 1.0
 
 _requested = threading.Event()
@@ -86,7 +90,7 @@ def reset() -> None:
 
 
 def install_in_pool_process() -> None:
-    """Take SIGUSR2 as "stop for shutdown" and watch for the death of the parent. Call in the
+    """Take SIGURG as "stop for shutdown" and watch for the death of the parent. Call in the
     pool process's main thread (worker_process_init), where Python runs signal handlers."""
     reset()
     signal.signal(STOP_SIGNAL, _on_stop_signal)

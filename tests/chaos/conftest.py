@@ -43,6 +43,7 @@ FAST = {
 VISIBILITY_TIMEOUT = 2.0
 WORKERS = 2
 _printed: list[str] = []
+_stacks: list[ChaosStack] = []  # the stacks made so far (at most one has workers at a time)
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +151,39 @@ def stack(
         private_redis.start()
     if not private_postgres.answers():
         private_postgres.start()
-    pg_stack.abandon_unfinished_jobs()
-    pg_stack.ensure_workers(WORKERS)
-    return pg_stack
+    return _ready(pg_stack)
+
+
+@pytest.fixture(scope="session")
+def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
+    """The embedded setup: SQLite and the filesystem broker (no server to break)."""
+    home = tmp_path_factory.mktemp("sqlite-stack")
+    with build_stack("sqlite", home, f"sqlite:///{home / 'gradlab.db'}", "filesystem://") as stack:
+        yield stack
+
+
+@pytest.fixture
+def sqlite_stack(embedded_stack: ChaosStack) -> ChaosStack:
+    """embedded_stack with no job of an earlier test left and WORKERS live workers."""
+    return _ready(embedded_stack)
+
+
+def _ready(stack: ChaosStack) -> ChaosStack:
+    """Give `stack` WORKERS workers and no leftover job; the other stack's workers are killed
+    first, so that a test has the two cores to itself and its workers."""
+    for other in _stacks:
+        if other is not stack:
+            other.close()
+    if stack not in _stacks:
+        _stacks.append(stack)
+    stack.abandon_unfinished_jobs()
+    stack.ensure_workers(WORKERS)
+    return stack
+
+
+@pytest.fixture(params=["pg", "sqlite"])
+def any_stack(request: pytest.FixtureRequest) -> ChaosStack:
+    """Each test that takes it runs on PostgreSQL + Redis, then on SQLite + the filesystem
+    broker: their workers differ where it matters (Celery's pool sets signals differently)."""
+    name = "stack" if request.param == "pg" else "sqlite_stack"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -30,9 +31,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until(condition: object, timeout: float, what: str, interval: float = 0.05) -> float:
-    """Poll `condition` (a callable) until it returns truthy; return the seconds it took."""
-    assert callable(condition)
+def wait_until(
+    condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05
+) -> float:
+    """Poll `condition` until it returns something true; return the seconds it took."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if condition():

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,16 +97,32 @@ class WorkerProcess:
         """kill -9 the pool processes, then the main process."""
         for child in self.pool_pids():
             kill(child)
-        kill(self.pid)
+        self.process.kill()
         self.process.wait(30)
 
     def close(self) -> None:
-        """Kill whatever is left of this worker: its process group holds its pool processes
-        (and a harness's orphan) even after the main process is gone."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        """Kill whatever is left of this worker: the members of its process group (its pool
+        processes, a harness's orphan) outlive a killed main process. Each is checked to be
+        ours by its environment, since a group id is free for reuse once its members are gone."""
+        if self.process.poll() is None:  # not reaped yet, so the pid is still this worker's
+            self.process.kill()
+        for pid in self.group():
+            kill(pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(30)
+
+    def group(self) -> list[int]:
+        """Live processes of this worker's process group that run with its GRADLAB_HOME."""
+        home = f"GRADLAB_HOME={self.env['GRADLAB_HOME']}".encode()
+        members = []
+        for entry in Path("/proc").iterdir():
+            fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+            if fields is None or int(fields[2]) != self.pid or fields[0] in ("Z", "X"):
+                continue
+            with contextlib.suppress(OSError):
+                if home in Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0"):
+                    members.append(int(entry.name))
+        return members
 
 
 def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -306,12 +322,3 @@ def make_api_key(database: Database, team: str) -> str:
 def worker_env(settings_env: dict[str, str]) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("GRADLAB_")}
     return {**inherited, **THREAD_ENV, "PYTHONUNBUFFERED": "1", **settings_env}
-
-
-@contextlib.contextmanager
-def timed() -> Iterator[Callable[[], float]]:
-    started = time.monotonic()
-    yield lambda: time.monotonic() - started
-
-
-__all__ = ["ChaosStack", "WorkerProcess", "is_alive", "wait_until"]

