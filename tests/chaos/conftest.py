@@ -186,4 +186,5 @@ def any_stack(request: pytest.FixtureRequest) -> ChaosStack:
     """Each test that takes it runs on PostgreSQL + Redis, then on SQLite + the filesystem
     broker: their workers differ where it matters (Celery's pool sets signals differently)."""
     name = "stack" if request.param == "pg" else "sqlite_stack"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    stack: ChaosStack = request.getfixturevalue(name)
+    return stack

@@ -228,10 +228,7 @@ def test_a_job_that_kills_every_worker_fails_after_max_attempts(
     recoveries = []
     killed = time.monotonic()
     for attempt in range(1, max_attempts + 1):
-        stack.wait_for(
-            job, lambda r, a=attempt: r["status"] == "running" and r["attempt"] == a,
-            RECOVERY_BOUND + 30, f"attempt {attempt} running",
-        )
+        stack.wait_attempt(job, attempt, timeout=RECOVERY_BOUND + 30)
         if attempt > 1:
             recoveries.append(time.monotonic() - killed)
         victim, pool_pid = stack.worker_of(job)
