@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from typing import Any
 
 from gradlab_client.shapes import UploadInfo
 from gradlab_client.spec import JobSpec
@@ -68,13 +69,18 @@ def resolve_upload(services: Services, *, team: Team, spec: JobSpec) -> UploadIn
 def request_hash(spec: JobSpec) -> str:
     """A fingerprint of the validated spec: bodies that differ only in spacing, key order or
     spelled-out defaults are the same request."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return fingerprint(spec.model_dump(mode="json"))
+
+
+def fingerprint(document: Any) -> str:
+    """sha256 of the JSON document written canonically (sorted keys, no spaces)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _publish(services: Services, job_id: str) -> None:
     try:
-        publish_job(services.celery, job_id)
+        publish_job(services.celery, services.settings, job_id, study_id=None)
     except Exception:
         # The job is committed as queued; the reconciler re-publishes what the broker lost.
         log.warning("could not publish job %s; the reconciler will retry", job_id, exc_info=True)

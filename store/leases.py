@@ -41,12 +41,22 @@ class JobState:
     progress_step: int
     checkpoint_step: int | None  # resume from here; None: start from scratch
     cancel_requested: bool
+    study_id: str | None  # a study's job is sent to the study queue (taskqueue.queue_for)
 
 
 @dataclass(frozen=True)
 class ExpiredLease:
     job_id: str
     attempt: int
+    study_id: str | None
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A queued job to send to the broker again, with what routes it (taskqueue.queue_for)."""
+
+    job_id: str
+    study_id: str | None
 
 
 def _now(now: datetime | None) -> datetime:
@@ -62,7 +72,7 @@ def load_job_state(session: Session, *, job_id: str) -> JobState:
         id=row.id, team_id=row.team_id, status=row.status, attempt=row.attempt,
         spec=JobSpec.model_validate(row.spec), total_steps=row.total_steps,
         progress_step=row.progress_step, checkpoint_step=row.checkpoint_step,
-        cancel_requested=row.cancel_requested,
+        cancel_requested=row.cancel_requested, study_id=row.study_id,
     )
 
 
@@ -219,12 +229,12 @@ def expired_jobs(
 ) -> list[ExpiredLease]:
     """Running jobs whose lease ran out (their worker is presumed dead), oldest lease first."""
     query = (
-        select(orm.Job.id, orm.Job.attempt)
+        select(orm.Job.id, orm.Job.attempt, orm.Job.study_id)
         .where(orm.Job.status == "running", orm.Job.lease_expires_at < _now(now))
         .order_by(orm.Job.lease_expires_at)
         .limit(limit)
     )
-    return [ExpiredLease(job_id, attempt) for job_id, attempt in session.execute(query)]
+    return [ExpiredLease(*row) for row in session.execute(query)]
 
 
 def retry_or_fail(
@@ -270,17 +280,17 @@ def retry_or_fail(
 
 def queued_jobs_older_than(
     session: Session, *, seconds: float, now: datetime | None = None, limit: int = 100
-) -> list[str]:
-    """Ids of jobs queued but last sent to the broker over `seconds` ago (the broker may have
-    lost them). Re-send them, then call mark_enqueued so they wait another period."""
+) -> list[QueuedJob]:
+    """Jobs queued but last sent to the broker over `seconds` ago (the broker may have lost
+    them). Re-send them, then call mark_enqueued so they wait another period."""
     cutoff = _now(now) - timedelta(seconds=seconds)
     query = (
-        select(orm.Job.id)
+        select(orm.Job.id, orm.Job.study_id)
         .where(orm.Job.status == "queued", orm.Job.enqueued_at < cutoff)
         .order_by(orm.Job.enqueued_at)
         .limit(limit)
     )
-    return list(session.scalars(query))
+    return [QueuedJob(job_id, study_id) for job_id, study_id in session.execute(query)]
 
 
 def mark_enqueued(session: Session, *, job_ids: list[str], now: datetime | None = None) -> None:

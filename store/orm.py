@@ -125,7 +125,7 @@ class Job(Base):
     device: Mapped[str | None] = mapped_column(String(64))
     checkpoint_step: Mapped[int | None]
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
-    study_id: Mapped[str | None] = mapped_column(String(36))
+    study_id: Mapped[str | None] = mapped_column(String(36), index=True)  # a study's jobs
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -231,7 +231,10 @@ class Study(Base):
     maps each job to its variant and seed, so comparisons group jobs without parsing specs."""
 
     __tablename__ = "studies"
-    __table_args__ = (Index(None, "team_id", "created_at", "id"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "idempotency_key"),
+        Index(None, "team_id", "created_at", "id"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(100))
@@ -240,4 +243,6 @@ class Study(Base):
     varied: Mapped[list[str]] = mapped_column(Json)  # the dotted paths that differ by variant
     variants: Mapped[list[dict[str, Any]]] = mapped_column(Json)  # each variant's values
     runs: Mapped[list[dict[str, Any]]] = mapped_column(Json)  # {job_id, variant, seed}
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,16 +7,17 @@ seed each job runs, so a comparison groups jobs without re-reading their specs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gradlab_client.models import Study, StudyPage
 from gradlab_client.spec import JobSpec
 from sqlalchemy import ColumnElement, func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
-from store.errors import NotFound, QuotaExceeded
+from store.errors import Conflict, NotFound, QuotaExceeded
 from store.jobs import _parse_time, lock_team
 
 MAX_PAGE = 200
@@ -28,6 +29,12 @@ class NewRun:
     seed: int
     spec: JobSpec
     total_steps: int
+
+
+class CreatedStudy(NamedTuple):
+    study: Study
+    job_ids: list[str]  # to publish; empty for a replay, whose jobs were published before
+    created: bool  # False: an earlier request with the same idempotency key made it
 
 
 @dataclass(frozen=True)
@@ -43,18 +50,35 @@ class StudyRow:
 def create_study(
     session: Session, *, team_id: str, name: str | None, template: str | None,
     request: dict[str, Any], varied: list[str], variants: list[dict[str, Any]],
-    runs: list[NewRun], max_queued: int | None = None,
-) -> tuple[Study, list[str]]:
-    """Add the study and its queued jobs (the caller commits, then publishes the job ids).
+    runs: list[NewRun], max_queued: int | None = None, idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> CreatedStudy:
+    """Add the study and its queued jobs (the caller commits, then publishes the job ids), or
+    return the study an earlier request with the same idempotency key made, as jobs do
+    (store.jobs.create_job): another request_hash with that key raises Conflict, and of two
+    racing requests with one key the unique (team_id, idempotency_key) makes one study.
 
     Study jobs are not counted in the team's queue quota for single jobs (a study would use it
-    up); instead max_queued bounds the team's queued study jobs, old and new together."""
+    up); instead max_queued bounds the team's queued study jobs, old and new together. A replay
+    is never refused by it."""
+    if idempotency_key is not None:
+        existing = _replay(session, team_id, idempotency_key, request_hash)
+        if existing is not None:
+            return existing
     if max_queued is not None:
         _check_quota(session, team_id, len(runs), max_queued)
     study = orm.Study(team_id=team_id, name=name, template=template, request=json_safe(request),
-                      varied=varied, variants=json_safe(variants), runs=[])
-    session.add(study)
-    session.flush()
+                      varied=varied, variants=json_safe(variants), runs=[],
+                      idempotency_key=idempotency_key, request_hash=request_hash)
+    try:
+        with session.begin_nested():
+            session.add(study)
+    except IntegrityError:
+        replayed = (_replay(session, team_id, idempotency_key, request_hash)
+                    if idempotency_key is not None else None)
+        if replayed is None:
+            raise
+        return replayed
     jobs = [orm.Job(team_id=team_id, name=run.spec.name or name, study_id=study.id,
                     spec=json_safe(run.spec.model_dump(mode="json")),
                     total_steps=run.total_steps) for run in runs]
@@ -63,7 +87,21 @@ def create_study(
     study.runs = [{"job_id": job.id, "variant": run.variant, "seed": run.seed}
                   for job, run in zip(jobs, runs, strict=True)]
     session.flush()
-    return _to_study(study, {"queued": len(jobs)}), [job.id for job in jobs]
+    return CreatedStudy(_to_study(study, {"queued": len(jobs)}), [job.id for job in jobs], True)
+
+
+def _replay(
+    session: Session, team_id: str, key: str, request_hash: str | None
+) -> CreatedStudy | None:
+    query = select(orm.Study).where(orm.Study.team_id == team_id,
+                                    orm.Study.idempotency_key == key)
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise Conflict("this Idempotency-Key was used with a different request body",
+                       field="Idempotency-Key")
+    return CreatedStudy(_to_study(row, _counts(session, [row.id])[row.id]), [], False)
 
 
 def _check_quota(session: Session, team_id: str, new: int, max_queued: int) -> None:

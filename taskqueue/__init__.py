@@ -9,7 +9,7 @@ its worker is found by the reaper through its expired lease instead.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from celery import Celery
 
@@ -44,10 +44,26 @@ def _make_folders(transport_options: dict[str, Any]) -> None:
             Path(transport_options[key]).mkdir(parents=True, exist_ok=True)
 
 
-def publish_job(app: Celery, job_id: str, *, queue: str | None = None) -> None:
-    """Send a job id to the workers by task name (the API never imports the worker's code).
-    `queue`: another queue than the default (study jobs go to settings.study_queue)."""
-    if queue is None:
-        app.send_task(RUN_JOB_TASK, args=[job_id])
-    else:
-        app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
+class QueueNames(Protocol):
+    """The two queue names of the deployment (store.settings.Settings has both)."""
+
+    @property
+    def task_queue(self) -> str: ...
+
+    @property
+    def study_queue(self) -> str: ...
+
+
+def queue_for(queues: QueueNames, *, study_id: str | None) -> str:
+    """The one routing rule: a study's job waits in the study queue, any other job in the main
+    queue. Workers take turns between the two, so a large study cannot starve single jobs; a job
+    re-sent on the main queue (after a release, a lost lease or a lost message) would skip that."""
+    return queues.study_queue if study_id is not None else queues.task_queue
+
+
+def publish_job(app: Celery, queues: QueueNames, job_id: str, *, study_id: str | None) -> None:
+    """Send a job id to the workers by task name (the API never imports the worker's code), on
+    the queue queue_for picks. Every publisher (submit, study submit, release, reaper) calls
+    this, so a job is routed the same way each time it is sent. (The over-quota retry of
+    worker/tasks.py is Celery's: it goes back to the queue its message came from.)"""
+    app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue_for(queues, study_id=study_id))

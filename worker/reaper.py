@@ -45,7 +45,7 @@ def reap_once(database: Database, celery: Celery, settings: Settings) -> Counter
         if outcome in ("failed", "cancelled"):  # no attempt will resume it
             CheckpointFiles(settings.checkpoints_dir, lease.job_id).remove_all()
         if outcome == "requeued":
-            publish_job(celery, lease.job_id)
+            publish_job(celery, settings, lease.job_id, study_id=lease.study_id)
             log.warning(
                 "job %s lost its worker at attempt %d; queued again", lease.job_id, lease.attempt
             )
@@ -56,10 +56,10 @@ def reap_once(database: Database, celery: Celery, settings: Settings) -> Counter
 def _republish_lost(database: Database, celery: Celery, settings: Settings) -> int:
     with database.transaction() as session:
         lost = leases.queued_jobs_older_than(session, seconds=settings.republish_after_seconds)
-        leases.mark_enqueued(session, job_ids=lost)
-    for job_id in lost:
-        publish_job(celery, job_id)
-        log.info("job %s queued for over %.0f s: sent to the broker again", job_id,
+        leases.mark_enqueued(session, job_ids=[job.job_id for job in lost])
+    for job in lost:
+        publish_job(celery, settings, job.job_id, study_id=job.study_id)
+        log.info("job %s queued for over %.0f s: sent to the broker again", job.job_id,
                  settings.republish_after_seconds)
     return len(lost)
 

@@ -76,14 +76,14 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
 
 def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
     db = ctx.database
+    with db.read() as session:
+        state = leases.load_job_state(session, job_id=job_id)
     if shutdown.requested():
         # This process is stopping, and the message is already acknowledged: send it again
         # for another worker rather than leave the job to the reconciler's longer wait.
-        _publish(ctx, job_id)
+        _publish(ctx, state)
         log.info("job %s handed back to the broker: %s", job_id, shutdown.reason())
         return "deferred"
-    with db.read() as session:
-        state = leases.load_job_state(session, job_id=job_id)
     device = resolve_device(state.spec.training.device)
     try:
         with db.transaction() as session:
@@ -161,7 +161,7 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
         log.warning("job %s attempt %d was fenced out; another attempt owns it", state.id, attempt)
         return "fenced"
     if ending.status == RELEASED:
-        return _release(ctx, state.id, attempt, ending, files)
+        return _release(ctx, state, attempt, ending, files)
     with suppress(Unavailable):  # after an outage, wait for the store before the last writes
         _retrying(ctx.settings.lease_seconds, ctx.database.ping)
     live.finish(ending.status)  # the final diagnosis, while the job is still ours (fenced)
@@ -293,10 +293,11 @@ def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bo
 
 
 def _release(
-    ctx: WorkerContext, job_id: str, attempt: int, ending: Ending, files: CheckpointFiles
+    ctx: WorkerContext, state: JobState, attempt: int, ending: Ending, files: CheckpointFiles
 ) -> str:
     """Give the job back to the queue (fenced) and to the broker: another worker resumes it
     from its checkpoint at once, instead of after the lease runs out."""
+    job_id = state.id
 
     def release() -> str:
         with ctx.database.transaction() as session:
@@ -317,15 +318,15 @@ def _release(
         return status
     log.warning("job %s attempt %d released after step %s (%s)", job_id, attempt, ending.steps,
                 ending.error)
-    _publish(ctx, job_id)
+    _publish(ctx, state)
     return RELEASED
 
 
-def _publish(ctx: WorkerContext, job_id: str) -> None:
+def _publish(ctx: WorkerContext, state: JobState) -> None:
     try:
-        publish_job(ctx.celery, job_id)
+        publish_job(ctx.celery, ctx.settings, state.id, study_id=state.study_id)
     except Exception:  # the job is queued in the database: the reconciler sends it later
-        log.warning("could not send job %s to the broker; the reconciler will", job_id,
+        log.warning("could not send job %s to the broker; the reconciler will", state.id,
                     exc_info=True)
 
 

@@ -85,7 +85,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         body["overrides"] = {**body.get("overrides", {}), **overrides}
     if args.seeds:
         body["seeds"] = [int(seed) for seed in args.seeds.split(",")]
-    study = client.studies.create(body)
+    study = client.studies.create(body, idempotency_key=args.idempotency_key)
     print(f"study {study.id}: {study.jobs} jobs over {study.variants} variants "
           f"({', '.join(study.varied)})", file=sys.stderr)
     if not args.wait:
@@ -152,6 +152,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                         help="override a template's base spec (JSON value), repeatable")
     parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument(
+        "--idempotency-key", help="create at most once per key: a retry returns the same study"
+    )
     parser.add_argument("--wait", action="store_true", help="wait for every job, then print "
                         "the comparison table")
     _compare_arguments(parser)

@@ -25,14 +25,23 @@ class Studies:
     def __init__(self, http: HTTP) -> None:
         self._http = http
 
-    def create(self, study: StudyCreate | Mapping[str, Any]) -> Study:
+    def create(
+        self, study: StudyCreate | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Study:
         """Create a study: `{"base": spec, "grid": {"model.activation": [...]}, "seeds": [...]}`,
         `{"base": spec, "search": {"n": 8, "space": {...}}}` or `{"template": name}`. Every
         variant is validated first; a refusal (ValidationError) names the grid value and
-        creates nothing. Sent once: a retry could create a second study."""
+        creates nothing.
+
+        With an idempotency key the call is retried on transient failures, and sending the same
+        body with the same key again returns the study created the first time, with no new jobs
+        (a different body with that key raises Conflict). Without a key it is sent exactly once.
+        """
         body = (study.model_dump(mode="json", exclude_none=True)
                 if isinstance(study, StudyCreate) else dict(study))
-        response = self._http.request("POST", "/v1/studies", json=body, retry=False)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        response = self._http.request("POST", "/v1/studies", json=body, headers=headers,
+                                      retry=idempotency_key is not None)
         return Study.model_validate_json(response.content)
 
     def get(self, study_id: str) -> Study:

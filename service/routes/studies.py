@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from gradlab_client.models import (
     COMPARE_METRICS,
     Study,
@@ -25,6 +25,16 @@ from store.studies import StudyRow
 router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=problem_doc(401, 422, 503))
 FIXED_COLUMNS = ("variant", "steps_to_target", "reached_target", *COMPARE_METRICS)
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=200,
+        description="Any unique string (a UUID). Repeating a create with the same key and the "
+        "same body returns the study made the first time (status 200) and creates no jobs; the "
+        "same key with a different body is refused with 409.",
+    ),
+]
+
 
 def team_study(
     study_id: Annotated[str, Path(description="The study's id, as returned when it was made.")],
@@ -39,18 +49,27 @@ def team_study(
 StudyDep = Annotated[StudyRow, Depends(team_study)]
 
 
-@router.post("", status_code=201, summary="Create a study")
+@router.post(
+    "", status_code=201, summary="Create a study",
+    responses={200: {"model": Study, "description": "A replay: the study this Idempotency-Key "
+                     "made"}, **problem_doc(409, 429)},
+)
 def create_study(body: StudyCreate, team: CurrentTeam, services: ServicesDep,
-                 response: Response) -> Study:
+                 response: Response, idempotency_key: IdempotencyKey = None) -> Study:
     """Make one job per variant of `base` (each combination of the `grid`'s dotted-path
     values, or `search.n` random draws from `search.space`) and per seed, or run a built-in
     `template` (see `GET /v1/studies/templates`) with `overrides` of its base.
 
     Every variant is checked before anything is stored: an invalid value is 422 naming it
-    (`grid.model.init.scheme[1]`), and nothing is created. All jobs are created together."""
-    study = submit_study(services, team=team, body=body)
-    response.headers["Location"] = f"/v1/studies/{study.id}"
-    return study
+    (`grid.model.init.scheme[1]`), and nothing is created. All jobs are created together.
+
+    Answers 201 with the new study, or 200 with the existing one when the Idempotency-Key was
+    used before with the same body; a team with too many queued study jobs gets 429."""
+    created = submit_study(services, team=team, body=body, idempotency_key=idempotency_key)
+    if not created.created:
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/studies/{created.study.id}"
+    return created.study
 
 
 @router.get("", summary="List studies")

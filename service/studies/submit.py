@@ -2,8 +2,9 @@
 and all its jobs in one transaction, then publish the job ids to the study queue.
 
 Nothing is stored until every job passed validation and the deployment's limits, so a refused
-study leaves no rows and no broker messages. Study jobs go to settings.study_queue, which workers
-take turns with the main queue: one team's large study does not starve another team's job.
+study leaves no rows and no broker messages. Study jobs go to settings.study_queue (taskqueue.
+queue_for), which workers take turns with the main queue: one team's large study does not starve
+another team's job. An Idempotency-Key makes a retried submit return the first study, as for jobs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gradlab_client.models import Study, StudyCreate
+from gradlab_client.models import StudyCreate
 from gradlab_client.spec import JobSpec
 
 from service.deps import Services
@@ -19,8 +20,9 @@ from service.errors import InvalidSpec
 from service.limits import check_limits
 from service.studies.expand import Run, expand, set_path
 from service.studies.templates import TEMPLATES
-from service.submission import resolve_upload
+from service.submission import fingerprint, resolve_upload
 from store import studies
+from store.studies import CreatedStudy
 from store.teams import Team
 from taskqueue import publish_job
 
@@ -51,22 +53,37 @@ def resolve_request(body: StudyCreate) -> StudyCreate:
     )
 
 
-def submit_study(services: Services, *, team: Team, body: StudyCreate) -> Study:
+def submit_study(
+    services: Services, *, team: Team, body: StudyCreate, idempotency_key: str | None = None
+) -> CreatedStudy:
+    """Create (or, for a repeated Idempotency-Key, find) the team's study and publish the jobs
+    of a new one."""
     request = resolve_request(body)
     assert request.base is not None  # resolve_request guarantees it
     expansion = expand(request.base, grid=request.grid, search=request.search,
                        seeds=request.seeds, max_jobs=services.settings.max_study_jobs)
     runs = [_checked(services, team, run) for run in expansion.runs]
     with services.db.transaction() as session:
-        study, job_ids = studies.create_study(
+        created = studies.create_study(
             session, team_id=team.id, name=request.name, template=request.template,
             request=request.model_dump(mode="json", exclude_none=True), varied=expansion.varied,
             variants=[variant.values for variant in expansion.variants], runs=runs,
             max_queued=services.settings.max_queued_study_jobs_per_team,
+            idempotency_key=idempotency_key, request_hash=request_hash(body),
         )
-    for job_id in job_ids:
-        _publish(services, job_id)
-    return study
+    for job_id in created.job_ids:
+        _publish(services, job_id, created.study.id)
+    return created
+
+
+def request_hash(body: StudyCreate) -> str:
+    """A fingerprint of the request as sent, its base spec validated: bodies that differ only in
+    spacing, key order or spelled-out defaults are the same request. Call it once the base has
+    passed validation (expand)."""
+    document = body.model_dump(mode="json")
+    if body.base is not None:
+        document["base"] = JobSpec.model_validate(body.base).model_dump(mode="json")
+    return fingerprint(document)
 
 
 def _checked(services: Services, team: Team, run: Run) -> studies.NewRun:
@@ -79,9 +96,9 @@ def _checked(services: Services, team: Team, run: Run) -> studies.NewRun:
     return studies.NewRun(run.variant, run.seed, spec, estimate.total_steps)
 
 
-def _publish(services: Services, job_id: str) -> None:
+def _publish(services: Services, job_id: str, study_id: str) -> None:
     try:
-        publish_job(services.celery, job_id, queue=services.settings.study_queue)
+        publish_job(services.celery, services.settings, job_id, study_id=study_id)
     except Exception:
         # The job is committed as queued; the reconciler re-publishes what the broker lost.
         log.warning("could not publish study job %s; the reconciler will retry", job_id,

@@ -37,12 +37,16 @@ _OPTIMIZERS_ON_CTR = {
                   {"kind": "embedding_mlp", "hidden": [32]}, {"name": "sgd", "lr": 0.01}),
     "grid": {"optimizer.name": ["sgd", "momentum", "adagrad", "rmsprop", "adam"]},
 }
-# Section 4: batch norm tolerates larger learning rates.
+# Section 4: batch norm tolerates larger learning rates. Plain SGD on a 4-layer tanh MLP with
+# PyTorch's default init: without batch norm, lr 2.0 blows the loss up and the net ends at
+# chance (~0.1 val accuracy, every seed) while lr 0.01 is still slow after 300 steps (~0.6);
+# with batch norm both train, and lr 2.0 best (~0.97 against ~0.95). Without batch norm lr 0.5
+# still trains (~0.98), so the high rate has to be well past it to show the difference.
 _BATCH_NORM_X_LR = {
     "name": "batch norm x learning rate",
     "base": _base({"dataset": "digits"}, {"hidden": [64] * 4, "activation": "tanh"},
                   {"name": "sgd", "lr": 0.01}),
-    "grid": {"model.batch_norm": [False, True], "optimizer.lr": [0.01, 0.5]},
+    "grid": {"model.batch_norm": [False, True], "optimizer.lr": [0.01, 2.0]},
 }
 # Section 5: augmentation helps most when data are few.
 _AUGMENTATION = {
@@ -59,8 +63,9 @@ TEMPLATES: dict[str, tuple[str, dict[str, Any]]] = {
                           "on a 6-layer MLP (digits)", _INIT_X_ACTIVATION),
     "optimizers_on_ctr": ("sgd / momentum / adagrad / rmsprop / adam on the sparse CTR set",
                           _OPTIMIZERS_ON_CTR),
-    "batch_norm_x_lr": ("batch norm off / on at learning rates 0.01 and 0.5 (digits)",
-                        _BATCH_NORM_X_LR),
+    "batch_norm_x_lr": ("batch norm off / on x sgd learning rates 0.01 and 2.0 on a 4-layer "
+                        "tanh MLP (digits): without it lr 2.0 blows the loss up and ends at "
+                        "chance, with it lr 2.0 trains best", _BATCH_NORM_X_LR),
     "augmentation_small_data": ("no augmentation vs shift + noise on 300 MNIST-1D sequences",
                                 _AUGMENTATION),
 }

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from gradlab_client import Client, ValidationError
+from gradlab_client import Client, Conflict, ValidationError
 from gradlab_client._cli_study import comparison_table
 from gradlab_client.cli import main
 from gradlab_client.models import ComparisonRow, Stat, StudyComparison
@@ -115,3 +115,18 @@ def test_the_table_shows_spread_only_for_several_seeds() -> None:
     assert lines[0] == "target: val_accuracy >= 0.2"
     assert lines[2].split() == ['{"scheme":"zeros"}', "0.25", "-", "-", "-", "40", "(1/1)",
                                 "1", "succeeded", "symmetry"]
+
+
+def test_an_idempotency_key_makes_a_study_once(
+    sdk: Client, gradlab: Run, tmp_path: Path, spiral: dict[str, Any]
+) -> None:
+    first = sdk.studies.create({"base": spiral, "grid": GRID}, idempotency_key="nightly-7")
+    again = sdk.studies.create({"base": spiral, "grid": GRID}, idempotency_key="nightly-7")
+    assert again.id == first.id and again.jobs == 2
+    with pytest.raises(Conflict):
+        sdk.studies.create({"base": spiral, "grid": GRID, "seeds": [3, 4]},
+                           idempotency_key="nightly-7")
+    path = study_file(tmp_path, spiral)
+    code, out, _ = gradlab("study", "run", path, "--idempotency-key", "nightly-7")
+    assert code == 0 and out.strip() == first.id
+    assert [study.id for study in sdk.studies.list()] == [first.id]

@@ -110,6 +110,19 @@ def test_a_create_with_a_key_is_retried_with_the_same_key(scripted: MakeScripted
     assert transport.requests[0].content == transport.requests[2].content
 
 
+def test_a_study_create_is_retried_only_with_a_key(scripted: MakeScripted) -> None:
+    study = {"id": "s1", "varied": ["x"], "variants": 1, "jobs": 1, "counts": {"queued": 1},
+             "created_at": "2024-01-01T00:00:00Z"}
+    body = {"base": SPEC, "grid": {"optimizer.lr": [0.1]}}
+    client, transport, _ = scripted([unavailable(), httpx.Response(201, json=study)])
+    assert client.studies.create(body, idempotency_key="grid-1").id == "s1"
+    assert [r.headers["idempotency-key"] for r in transport.requests] == ["grid-1"] * 2
+    client, transport, _ = scripted([unavailable()])
+    with pytest.raises(gl.ServiceUnavailable):
+        client.studies.create(body)
+    assert len(transport.requests) == 1 and "idempotency-key" not in transport.requests[0].headers
+
+
 def test_cancel_is_retried(scripted: MakeScripted) -> None:
     client, transport, _ = scripted([httpx.ConnectError("refused"), ok_job()])
     client.jobs.cancel("j1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.metrics import queue_depth, queued_age_seconds
 from store import leases
 from store.db import Database
+from store.settings import Settings
 from taskqueue import make_celery, publish_job
 from tests.service.support import JsonDict
 
@@ -95,12 +97,13 @@ def test_the_oldest_queued_age_is_measured_from_submission() -> None:
 
 
 @pytest.mark.integration
-def test_queue_depth_on_redis_counts_every_priority_list(redis_url: str) -> None:
-    app = make_celery(redis_url, queue="depth-test")
+def test_queue_depth_on_redis_counts_every_priority_list(redis_url: str, tmp_path: Path) -> None:
+    queues = Settings(home=tmp_path, task_queue="depth-test", _env_file=None)
+    app = make_celery(redis_url, queue=queues.task_queue)
     try:
         assert queue_depth(app) == 0
         for job_id in ("a", "b", "c"):
-            publish_job(app, job_id)
+            publish_job(app, queues, job_id, study_id=None)
         app.send_task("gradlab.run_job", args=["d"], priority=6)  # a list of its own in kombu
         assert queue_depth(app) == 4
     finally:

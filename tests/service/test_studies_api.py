@@ -141,3 +141,39 @@ def test_queued_study_jobs_have_their_own_team_quota(
     assert response.status_code == 429 and response.json()["code"] == "quota_exceeded"
     assert count_rows(database, "jobs") == 4
     assert client.post("/v1/jobs", json=SPIRAL, headers=auth).status_code == 201
+
+
+@BOTH_BACKENDS
+def test_an_idempotency_key_replays_the_study_and_refuses_another_body(
+    client: TestClient, auth: dict[str, str], other_key: str, database: Database,
+    published: Callable[[], list[str]],
+) -> None:
+    headers = {**auth, "Idempotency-Key": "study-1"}
+    first = client.post("/v1/studies", json={"base": SPIRAL, "grid": GRID}, headers=headers)
+    # The same request spelled differently (an explicit default in the base, other key order).
+    same = {"grid": GRID, "base": {**SPIRAL, "model": {"activation": "relu", "hidden": [16]}}}
+    again = client.post("/v1/studies", json=same, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert again.json() == first.json()
+    assert again.headers["Location"] == f"/v1/studies/{first.json()['id']}"
+    assert count_rows(database, "jobs") == 4 and len(published()) == 4  # no second set of jobs
+    changed = client.post("/v1/studies", json={"base": SPIRAL, "grid": GRID, "seeds": [1, 2]},
+                          headers=headers)
+    assert changed.status_code == 409, changed.text
+    assert (changed.json()["code"], changed.json()["field"]) == ("conflict", "Idempotency-Key")
+    assert count_rows(database, "studies") == 1 and count_rows(database, "jobs") == 4
+    theirs = client.post("/v1/studies", json={"base": SPIRAL, "grid": GRID},
+                         headers={"Authorization": f"Bearer {other_key}",
+                                  "Idempotency-Key": "study-1"})
+    assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+
+
+def test_a_replayed_study_is_not_refused_by_the_quota_it_filled(
+    app: FastAPI, client: TestClient, auth: dict[str, str]
+) -> None:
+    app.state.services.settings.max_queued_study_jobs_per_team = 4
+    headers = {**auth, "Idempotency-Key": "fills-the-quota"}
+    first = client.post("/v1/studies", json={"base": SPIRAL, "grid": GRID}, headers=headers)
+    again = client.post("/v1/studies", json={"base": SPIRAL, "grid": GRID}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["counts"] == {"queued": 4}

@@ -22,7 +22,8 @@ def _claim(database: Database, job_id: str, worker: str = "w") -> int | None:
 def _expire_and_retry(database: Database, job_id: str, attempt: int, max_attempts: int) -> str:
     later = orm.utcnow() + timedelta(seconds=120)
     with database.transaction() as session:
-        assert leases.expired_jobs(session, now=later) == [leases.ExpiredLease(job_id, attempt)]
+        assert leases.expired_jobs(session, now=later) == [
+            leases.ExpiredLease(job_id, attempt, study_id=None)]
         return leases.retry_or_fail(
             session, job_id=job_id, expected_attempt=attempt, max_attempts=max_attempts, now=later
         )
@@ -142,6 +143,7 @@ def test_reconciler_finds_jobs_queued_too_long(
     later = orm.utcnow() + timedelta(seconds=300)
     with database.transaction() as session:
         assert leases.queued_jobs_older_than(session, seconds=600, now=later) == []
-        assert leases.queued_jobs_older_than(session, seconds=60, now=later) == [job_id]
+        assert leases.queued_jobs_older_than(session, seconds=60, now=later) == [
+            leases.QueuedJob(job_id, study_id=None)]
         leases.mark_enqueued(session, job_ids=[job_id], now=later)
         assert leases.queued_jobs_older_than(session, seconds=60, now=later) == []
