@@ -6,14 +6,18 @@ cross-entropy, backward, Adam, and the same validation pass at the same cadence 
 part of training, not telemetry). Both build the same network from the same seed and run with
 denormals flushed, so the ratio isolates metrics, probes and callbacks.
 
+The blocks are short and interleaved: the engine trains one long run, and every BLOCK of its
+steps its progress callback trains the bare loop for BLOCK steps of its own, timed apart. The
+engine's time is the run's time minus the bare loop's. On a shared VM the speed of the machine
+drifts by tens of percent within seconds; whole-run blocks (a run of the engine, then one of the
+bare loop) measured that drift as much as the telemetry, while blocks of a few tens of
+milliseconds see the same machine. A run also amortizes what every run pays once (building
+the model, the snapshots of the first and last step) as a real job does.
+
 Targets: <= 1.03 at the default cadence (snapshots and validation every 50 steps), <= 1.10 with
 every probe every 10 steps. Run: .venv/bin/python bench/overhead.py [--rounds N] [--steps N]
-[--threads N]. On a machine shared with other work, --threads 1 and the CPU-time ratio are the
-numbers to trust: with two OpenMP threads a busy neighbour stalls every parallel op.
-
-What remains on small models is per-op dispatch (~2-5 us an op on a CPU like a 2-core VM): each
-step adds the gradient norms (one _foreach_norm) and the bookkeeping of its metrics; a snapshot
-is ~30 small ops per tensor, i.e. one to three steps of a 7k-parameter MLP.
+[--threads N] [--only TEXT]. --threads 1 (what the numbers in the README and notes use) keeps
+a busy neighbour from stalling an OpenMP op; the CPU-time ratio is printed beside the wall one.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from training.data import Dataset, load_dataset
 from training.evaluate import EVAL_BATCH
 from training.model import build_model
 
+BLOCK = 25  # steps of each loop between switches
 MLP: dict[str, Any] = {"kind": "mlp", "hidden": [64, 64]}
 CNN: dict[str, Any] = {
     "kind": "cnn",
@@ -58,27 +63,37 @@ def make_spec(model: dict[str, Any], steps: int, snapshot_every: int) -> JobSpec
     )
 
 
-def bare_loop(spec: JobSpec, data: Dataset) -> None:
-    """A hand-written loop: no metrics, no probes, validation at the same cadence."""
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(spec.training.seed)  # as the engine seeds
-        model = build_model(spec.model, data.shape)
-    optimizer = torch.optim.Adam(model.parameters(), lr=spec.optimizer.lr)
-    generator = torch.Generator().manual_seed(spec.training.seed)
-    n, batch = len(data.y_train), spec.training.batch_size
-    order, cursor = torch.randperm(n, generator=generator), 0
-    steps = spec.training.steps or 0
-    for step in range(1, steps + 1):
-        if cursor + batch > n:
-            order, cursor = torch.randperm(n, generator=generator), 0
-        indices = order[cursor : cursor + batch]
-        cursor += batch
-        loss = F.cross_entropy(model(data.x_train[indices]), data.y_train[indices])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step % spec.training.eval_every == 0 or step == steps:
-            validate(model, data)
+class BareLoop:
+    """A hand-written loop, trained a block at a time: no metrics, no probes, validation at the
+    engine's cadence."""
+
+    def __init__(self, spec: JobSpec, data: Dataset) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(spec.training.seed)  # as the engine seeds
+            self.model = build_model(spec.model, data.shape)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=spec.optimizer.lr)
+        self.generator = torch.Generator().manual_seed(spec.training.seed)
+        self.data, self.batch = data, spec.training.batch_size
+        self.eval_every = spec.training.eval_every
+        self.order, self.cursor, self.step = self._permutation(), 0, 0
+
+    def _permutation(self) -> torch.Tensor:
+        return torch.randperm(len(self.data.y_train), generator=self.generator)
+
+    def train(self, steps: int) -> None:
+        data, batch = self.data, self.batch
+        for _ in range(steps):
+            self.step += 1
+            if self.cursor + batch > len(data.y_train):
+                self.order, self.cursor = self._permutation(), 0
+            indices = self.order[self.cursor : self.cursor + batch]
+            self.cursor += batch
+            loss = F.cross_entropy(self.model(data.x_train[indices]), data.y_train[indices])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.step % self.eval_every == 0:
+                validate(self.model, data)
 
 
 @torch.no_grad()
@@ -94,69 +109,71 @@ def validate(model: torch.nn.Module, data: Dataset) -> tuple[float, float]:
     return loss.item() / len(data.y_val), correct.item() / len(data.y_val)
 
 
-def engine(spec: JobSpec, data: Dataset) -> None:
-    """The engine with callbacks that receive everything (and keep nothing)."""
-    callbacks = TrainingCallbacks(
+def interleaved(spec: JobSpec, data: Dataset) -> dict[str, float]:
+    """One engine run of spec.training.steps steps with a bare block after every BLOCK of its
+    steps. Returns wall and CPU seconds of each side."""
+    bare = BareLoop(spec, data)
+    spent = {"bare_wall": 0.0, "bare_cpu": 0.0}
+
+    def on_progress(step: int, total: int) -> None:
+        if step % BLOCK == 0:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            bare.train(BLOCK)
+            spent["bare_wall"] += time.perf_counter() - wall
+            spent["bare_cpu"] += time.thread_time() - cpu
+
+    callbacks = TrainingCallbacks(  # callbacks that receive everything (and keep nothing)
         on_layers=lambda layers: None,
         on_metrics=lambda step, metrics: None,
         on_snapshots=lambda step, snapshots: None,
-        on_progress=lambda step, total: None,
+        on_progress=on_progress,
         should_stop=lambda: False,
     )
+    wall, cpu = time.perf_counter(), time.thread_time()
     train(spec, callbacks, dataset=data)
-
-
-def timed(run: Any, spec: JobSpec, data: Dataset) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one block."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    run(spec, data)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    spent["engine_wall"] = time.perf_counter() - wall - spent["bare_wall"]
+    spent["engine_cpu"] = time.thread_time() - cpu - spent["bare_cpu"]
+    return spent
 
 
 def measure(spec: JobSpec, data: Dataset, rounds: int) -> dict[str, float]:
-    """Alternate bare and engine blocks (after one warm-up pair). Returns the median per-round
-    ratio of wall times and of CPU times, and the bare loop's wall milliseconds per step.
-
-    The CPU-time ratio is the steadier one on a shared machine: it does not count the time the
-    process waits for a core, which hits whichever block happens to run at that moment."""
+    """The median over rounds of the engine/bare ratio of wall and of CPU (thread) time, and the
+    bare loop's wall milliseconds per step."""
     torch.set_flush_denormal(True)  # the engine does this itself; give the bare loop the same
-    timed(bare_loop, spec, data)
-    timed(engine, spec, data)
-    wall, cpu, bare_wall = [], [], []
-    for index in range(rounds):
-        # Swap the order each round so a slow patch of the machine hits both sides alike.
-        pair = (bare_loop, engine) if index % 2 == 0 else (engine, bare_loop)
-        times = {run.__name__: timed(run, spec, data) for run in pair}
-        (bare_w, bare_c), (eng_w, eng_c) = times["bare_loop"], times["engine"]
-        wall.append(eng_w / bare_w)
-        cpu.append(eng_c / bare_c)
-        bare_wall.append(bare_w)
+    interleaved(make_spec(spec.model.model_dump(), 2 * BLOCK, 50), data)  # warm-up
+    results = [interleaved(spec, data) for _ in range(rounds)]
     torch.set_flush_denormal(False)
     steps = spec.training.steps or 1
     return {
-        "wall": statistics.median(wall),
-        "cpu": statistics.median(cpu),
-        "bare_ms": 1e3 * statistics.median(bare_wall) / steps,
+        "wall": statistics.median(r["engine_wall"] / r["bare_wall"] for r in results),
+        "cpu": statistics.median(r["engine_cpu"] / r["bare_cpu"] for r in results),
+        "bare_ms": 1e3 * statistics.median(r["bare_wall"] for r in results) / steps,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=250, help="steps per block")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=1000, help="steps per run (a multiple of 50)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    parser.add_argument("--only", default="", help="run the cases whose name contains this")
     args = parser.parse_args()
+    if args.steps % 50:
+        parser.error("--steps must be a multiple of 50 (validation and snapshot cadences)")
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_dataset(make_spec(MLP, 1, 50).data, seed=0)
     threads = torch.get_num_threads()
     print(
-        f"torch {torch.__version__}, {threads} threads, {args.rounds} rounds x {args.steps} steps"
+        f"torch {torch.__version__}, {threads} threads, {args.rounds} rounds x {args.steps} "
+        f"steps, blocks of {BLOCK}"
     )
     print("instrumented/bare, median over rounds: wall-clock ratio, CPU-time ratio")
     for name, model, every, target in CASES:
+        if args.only not in name:
+            continue
         result = measure(make_spec(model, args.steps, every), data, args.rounds)
         print(
             f"{name:28s} wall {result['wall']:.3f}  cpu {result['cpu']:.3f}  "

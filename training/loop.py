@@ -27,11 +27,13 @@ from training.batches import BatchSampler
 from training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from training.data import Dataset, load_dataset
 from training.evaluate import evaluate
+from training.gradients import GradientRing, clip_gradients
 from training.metrics import (
+    FLUSH_SECONDS,
+    FLUSH_STEPS,
     MetricBuffer,
     SummaryTracker,
     first_nonfinite_loss,
-    grad_norms,
     update_ratios,
 )
 from training.optim import build_optimizer, lr_factor, penalty
@@ -44,10 +46,6 @@ from training.runtime import (
     stream_seeds,
 )
 from training.types import LayerInfo, RunResult, RunStatus, Snapshot, TrainingCallbacks
-
-# Metrics wait on the device at most this many steps or seconds before they are copied over.
-FLUSH_STEPS = 64
-FLUSH_SECONDS = 2.0
 
 
 def train(
@@ -96,6 +94,7 @@ class Trainer:
         self.layers = self.model.layers()
         self.weights = [layer.weight for layer in self.layers]
         self.params = list(self.model.parameters())
+        self.ratio_names = [f"update_ratio/{layer.name}" for layer in self.layers]
         self.optimizer = build_optimizer(self.model, self.weights, spec.optimizer)
         self.lr_factor = lr_factor(spec.schedule, self.total)
         seeds = stream_seeds(spec.training.seed)
@@ -105,7 +104,10 @@ class Trainer:
         self.sampler = BatchSampler(len(self.y_train), spec.training.batch_size, batches)
         self.augment = make_augmenter(spec.data.augment, self.shape.kind)
         self.bf16 = spec.training.precision == "bf16"
-        self.metrics, self.summary = MetricBuffer(), SummaryTracker()
+        # Clipping needs each step's norm at once; without it, norms are taken at drain time.
+        ring = GradientRing.for_params(self.params, FLUSH_STEPS)
+        self.metrics = MetricBuffer(None if spec.training.grad_clip else ring)
+        self.summary = SummaryTracker()
         self.step = 0
         self.checkpoint_path: Path | None = None
         self.checkpoint_every: int | None = None
@@ -122,7 +124,7 @@ class Trainer:
             self._train_step(step)
             self.step = step
             if step % self.spec.training.eval_every == 0 or step == self.total:
-                self.metrics.add_extra(step, self._evaluate())
+                self.metrics.add_extra(step, *self._evaluate())
             if self._flush_due(step) and (diverged := self._flush()) is not None:
                 return self._diverged(diverged)
             if self._checkpoint_due(step):
@@ -144,21 +146,24 @@ class Trainer:
         (loss if extra is None else loss + extra).backward()
         if probing:
             self._probe(step, activations)  # the weights and gradients this update starts from
-        norms = grad_norms(self.params, self.spec.training.grad_clip)
+        gradient = self._gradient()
         lr = self._set_lr(step)
         before = [w.detach().clone() for w in self.weights] if probing else None
         self.optimizer.step()
         host = {"lr": lr, "step_time": time.perf_counter() - started}
         self.metrics.add(
-            step,
-            loss=loss.detach(),
-            logits=logits.detach(),
-            targets=y,
-            grad_norms=norms,
+            step, loss=loss.detach(), logits=logits.detach(), targets=y, gradient=gradient,
             host=host,
         )
         if before is not None:
-            self.metrics.add_extra(step, update_ratios(self.layers, before))
+            self.metrics.add_extra(step, self.ratio_names, update_ratios(self.weights, before))
+
+    def _gradient(self) -> list[torch.Tensor] | torch.Tensor:
+        """The step's gradients, for the metric buffer to take their norm; or, when clipping,
+        the norm they had before it."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        clip = self.spec.training.grad_clip
+        return grads if clip is None else clip_gradients(grads, clip)
 
     def _forward(
         self, x: torch.Tensor, y: torch.Tensor, *, record: bool
@@ -200,19 +205,16 @@ class Trainer:
     def _probe(self, step: int, activations: dict[str, torch.Tensor]) -> None:
         telemetry = self.spec.telemetry
         probes = collect(self.layers, list(telemetry.kinds), activations)
-        # Its own generator, seeded per step: probing never moves the training RNG streams.
-        sampling = generator(self.spec.training.seed * 1_000_003 + step, self.device)
         activation = self.spec.model.activation
-        snapshots = summarize(
-            step, probes, bins=telemetry.bins, activation=activation, generator=sampling
-        )
+        snapshots = summarize(step, probes, bins=telemetry.bins, activation=activation)
         self._snapshots = (step, snapshots)
 
-    def _evaluate(self) -> dict[str, torch.Tensor]:
+    def _evaluate(self) -> tuple[list[str], torch.Tensor]:
         with_auc = self.shape.kind == "categorical" and self.shape.num_classes == 2
-        return evaluate(
+        metrics = evaluate(
             self.model, self.x_val, self.y_val, autocast=self._autocast, with_auc=with_auc
         )
+        return list(metrics), torch.stack([value.float() for value in metrics.values()])
 
     def _flush_due(self, step: int) -> bool:
         return (

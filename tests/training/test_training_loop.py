@@ -107,6 +107,42 @@ def test_grad_clip_reports_the_norm_before_clipping_and_bounds_the_update() -> N
     assert ratio == pytest.approx(0.1, rel=1e-3)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "adamw"])
+def test_gradient_norms_from_the_ring_equal_norms_taken_every_step(
+    optimizer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ring copies each step's gradients and takes their norms at drain time; a model too
+    big for it takes them every step. Both report the same numbers, for optimizers that read
+    the gradients (weight decay included) and over more steps than the ring holds."""
+    import training.gradients as gradients
+
+    sections = {
+        "optimizer": {"name": optimizer, "lr": 0.05, "weight_decay": 0.01},
+        "training": {"steps": 150, "eval_every": 100},  # > FLUSH_STEPS between evaluations
+        "telemetry": {"snapshot_every": 1000},
+    }
+    _, ringed = _run(sections)
+    monkeypatch.setattr(gradients, "RING_ELEMENTS", 0)  # no ring: a norm every step
+    _, eager = _run(sections)
+    assert ringed.series("grad_norm") == pytest.approx(eager.series("grad_norm"), rel=1e-6)
+    assert ringed.series("train_loss") == eager.series("train_loss")
+    pushes: list[bool] = []
+    original = gradients.GradientRing.push
+    monkeypatch.setattr(gradients, "RING_ELEMENTS", 2**30)
+    small = gradients.GradientRing.for_params.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(  # a ring of 10 rows under a buffer of up to FLUSH_STEPS steps
+        gradients.GradientRing, "for_params", classmethod(lambda cls, ps, n: small(cls, ps, 10))
+    )
+    monkeypatch.setattr(
+        gradients.GradientRing,
+        "push",
+        lambda self, grads: pushes.append(original(self, grads)) or pushes[-1],
+    )
+    _, mixed = _run(sections)
+    assert False in pushes and True in pushes  # some steps went past a full ring
+    assert mixed.series("grad_norm") == pytest.approx(eager.series("grad_norm"), rel=1e-6)
+
+
 def test_penalties_change_training_but_not_the_reported_loss_of_step_one() -> None:
     _, plain = _run({"training": {"steps": 2}})
     _, penalized = _run({"regularization": {"l1": 0.01, "l2": 0.1}, "training": {"steps": 2}})

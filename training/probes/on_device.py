@@ -1,108 +1,31 @@
-"""Probes: the distribution of every layer's gradient, weight and activation at a snapshot step.
+"""The probes' reductions for tensors on an accelerator: torch on the tensors' device, and ONE
+copy to the host for all of them.
 
-Cost matters more than elegance here (bench/overhead.py measures it), so a snapshot
-- hooks activations only on snapshot steps (ActivationRecorder), never on other steps;
-- computes every statistic on the tensors' device with a small, fixed number of operations per
-  tensor, and batches what can be batched (non-finite counts, histograms, quantile samples) over
-  one concatenation of all tensors;
-- copies everything to the host in ONE transfer; the quantiles of a capped random sample are then
-  read on the host (NumPy sorts a few thousand numbers ~20x faster than torch.sort on CPU).
+- every statistic takes a small, fixed number of operations per tensor, and what can be batched
+  (histograms, quantile samples) is done over one concatenation of all tensors;
+- the quantiles of each tensor's capped sample are read on the host (readout), NumPy sorting a
+  few thousand numbers faster than a device round trip per tensor would cost.
 
 Moments (mean, std, min, max, l2, unit_std) follow torch's NaN semantics: a tensor holding NaN or
 Inf reports non-finite moments and an empty histogram, and nan_count/inf_count say how many.
 Standard deviations are population ones (correction 0), so one-unit layers report 0, not NaN.
+CPU tensors go to on_host instead, which computes the same with far fewer calls.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
-from types import TracebackType
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from gradlab_client.spec import RELU_FAMILY
-from torch.utils.hooks import RemovableHandle
 
-from training.model import ProbedLayer
-from training.readout import QUANTILE_SAMPLE, read_snapshots
-from training.types import Snapshot, SnapshotKind
-
-UNIT_STD_EXAMPLES = 16  # an activation's unit_std averages over this many examples of the batch
-_KIND_ORDER: tuple[SnapshotKind, ...] = ("gradient", "weight", "activation")
+from training.probes.readout import MOMENTS, QUANTILE_SAMPLE, Reductions, sample_positions
+from training.probes.tensors import UNIT_STD_EXAMPLES, ProbeTensor
 
 
-@dataclass(frozen=True)
-class ProbeTensor:
-    kind: SnapshotKind
-    layer: str
-    depth: int
-    tensor: torch.Tensor
-    unit_dim: int  # the dim that indexes the layer's units
-
-
-class ActivationRecorder:
-    """Forward hooks on the hidden layers' activation modules, for the duration of a `with`."""
-
-    def __init__(self, layers: list[ProbedLayer]) -> None:
-        self._layers = [layer for layer in layers if layer.activation is not None]
-        self._handles: list[RemovableHandle] = []
-        self.outputs: dict[str, torch.Tensor] = {}
-
-    def __enter__(self) -> ActivationRecorder:
-        for layer in self._layers:
-            assert layer.activation is not None
-            self._handles.append(layer.activation.register_forward_hook(self._hook(layer.name)))
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def _hook(self, name: str) -> Callable[[torch.nn.Module, object, torch.Tensor], None]:
-        def record(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
-            self.outputs[name] = output.detach()
-
-        return record
-
-
-def collect(
-    layers: list[ProbedLayer], kinds: list[SnapshotKind], activations: dict[str, torch.Tensor]
-) -> list[ProbeTensor]:
-    """The tensors to summarize, kind by kind (gradient, weight, activation), in depth order.
-
-    A weight's units are its output dim 0, an embedding's its dim 1 (a row is a category, not a
-    unit); an activation's units are its feature/channel dim 1.
-    """
-    found: list[ProbeTensor] = []
-    for kind in _KIND_ORDER:
-        if kind not in kinds:
-            continue
-        for layer in layers:
-            unit_dim = 1 if layer.type == "embedding" else 0
-            if kind == "weight":
-                found.append(
-                    ProbeTensor(kind, layer.name, layer.depth, layer.weight.detach(), unit_dim)
-                )
-            elif kind == "gradient":
-                grad = layer.weight.grad
-                grad = torch.zeros_like(layer.weight) if grad is None else grad.detach()
-                found.append(ProbeTensor(kind, layer.name, layer.depth, grad, unit_dim))
-            elif layer.name in activations:
-                found.append(ProbeTensor(kind, layer.name, layer.depth, activations[layer.name], 1))
-    return found
-
-
-def summarize(
-    step: int, probes: list[ProbeTensor], *, bins: int, activation: str, generator: torch.Generator
-) -> list[Snapshot]:
-    """One Snapshot per probed tensor, with one device-to-host copy for all of them."""
-    if not probes:
-        return []
+def reduce_on_device(probes: Sequence[ProbeTensor], *, bins: int, activation: str) -> Reductions:
     tensors = [p.tensor if p.tensor.dtype == torch.float32 else p.tensor.float() for p in probes]
     moments = torch.stack(
         [
@@ -111,19 +34,40 @@ def summarize(
         ]
     )
     # collect() puts gradients first, so rows 0..len(logs)-1 of moments are theirs.
-    logs = [x.abs().log10() for x, p in zip(tensors, probes, strict=True) if p.kind == "gradient"]
+    logs = [x.abs().log() for x, p in zip(tensors, probes, strict=True) if p.kind == "gradient"]
     lo, hi = moments[:, 2], moments[:, 3]
     log_lo = _least_finite(logs, moments)
-    log_hi = torch.maximum(lo[: len(logs)].abs(), hi[: len(logs)].abs()).log10()
+    log_hi = torch.maximum(lo[: len(logs)].abs(), hi[: len(logs)].abs()).log()
     counts = _histograms([*tensors, *logs], torch.cat([lo, log_lo]), torch.cat([hi, log_hi]), bins)
     acts = [x for x, p in zip(tensors, probes, strict=True) if p.kind == "activation"]
     extras = _activation_stats(acts, activation)
-    samples = [_sample(x, generator) for x in tensors]
+    samples = [_sample(x) for x in tensors]
     floats = torch.cat([part.reshape(-1) for part in (moments, log_lo, extras, *samples)])
     # float64 carries the int64 counts exactly (to 2**53), in the same single copy
     packed = torch.cat([floats.double(), counts.reshape(-1).double()]).cpu().numpy()
-    nonfinite = _nonfinite_counts(tensors, packed[: moments.numel()].reshape(moments.shape))
-    return read_snapshots(step, probes, packed, bins, nonfinite)
+    return _unpack(packed, probes, tensors, bins)
+
+
+def _unpack(
+    packed: np.ndarray, probes: Sequence[ProbeTensor], tensors: list[torch.Tensor], bins: int
+) -> Reductions:
+    count = len(probes)
+    grads = sum(1 for p in probes if p.kind == "gradient")
+    acts = sum(1 for p in probes if p.kind == "activation")
+    sizes = [min(x.numel(), QUANTILE_SAMPLE) for x in tensors]
+    parts = np.split(
+        packed,
+        np.cumsum([count * len(MOMENTS), grads, 2 * acts, *sizes]).tolist(),
+    )
+    moments = parts[0].reshape(count, len(MOMENTS))
+    return Reductions(
+        moments=moments,
+        log_floor=parts[1],
+        activation=parts[2].reshape(acts, 2),
+        samples=parts[3 : 3 + count],
+        counts=parts[-1].reshape(count + grads, bins),
+        nonfinite=_nonfinite_counts(tensors, moments),
+    )
 
 
 def _moments(x: torch.Tensor, unit_dim: int, batch: bool) -> torch.Tensor:
@@ -153,12 +97,11 @@ def _moments(x: torch.Tensor, unit_dim: int, batch: bool) -> torch.Tensor:
 
 
 def _least_finite(logs: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-    """Per tensor of log10|g|, the smallest finite value: the log of the least non-zero |g|.
-    Zeros (-inf) are lifted to float max first; an all-zero gradient gets float max."""
+    """Per tensor of ln|g|, the smallest finite value: the log of the least non-zero |g|.
+    Zeros (-inf) are lifted to +inf first, so an all-zero gradient gets +inf."""
     if not logs:
         return like.new_zeros(0)
-    top = torch.finfo(like.dtype).max
-    return torch.stack([g.nan_to_num(neginf=top).amin() for g in logs])
+    return torch.stack([g.nan_to_num(neginf=float("inf")).amin() for g in logs])
 
 
 def _histograms(
@@ -167,13 +110,14 @@ def _histograms(
     """Counts (T, bins) of each tensor over its own [lo, hi], filled by one scatter.
 
     A value lands in column floor((x - lo) * bins / (hi - lo)), the maximum in the last one; a
-    constant tensor fills column 0. A row without finite bounds (the tensor holds NaN/Inf) stays
-    empty: its lo becomes NaN, so all its values turn NaN and go to a discarded column. The -inf
-    of log10(0) lands in column 0 of a log row; the host takes the zeros out again.
+    constant tensor fills column 0 (its scale is 1, not inf). A row without finite bounds (the
+    tensor holds NaN/Inf) stays empty: its lo becomes NaN, so all its values turn NaN and go to a
+    discarded column. The -inf of ln(0) lands in column 0 of a log row with finite bounds; the
+    host takes the zeros out again.
     """
     width = hi - lo
     ok = torch.isfinite(lo) & torch.isfinite(hi)
-    scale = torch.where(ok & (width > 0), bins / width, torch.zeros_like(width))
+    scale = torch.where(ok & (width > 0), bins / width, torch.ones_like(width))
     start = torch.where(ok, lo, torch.full_like(lo, float("nan")))
     columns = [
         (x - x0).mul_(s).clamp_(0, bins - 1).reshape(-1)  # NaN stays NaN
@@ -216,14 +160,17 @@ def _activation_stats(acts: list[torch.Tensor], activation: str) -> torch.Tensor
     return torch.stack(rows) if rows else torch.zeros(0)
 
 
-def _sample(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The tensor whole when it has at most QUANTILE_SAMPLE entries, else that many drawn at
-    random (with replacement) for the quantiles."""
+def _sample(x: torch.Tensor) -> torch.Tensor:
+    """The entries of ``x`` its quantiles are read from (readout.sample_positions)."""
     flat = x.reshape(-1)
     if flat.numel() <= QUANTILE_SAMPLE:
         return flat
-    picks = torch.randint(flat.numel(), (QUANTILE_SAMPLE,), generator=generator, device=x.device)
-    return flat[picks]
+    return flat[_positions(flat.numel(), str(flat.device))]
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(size: int, device: str) -> torch.Tensor:
+    return torch.from_numpy(sample_positions(size)).to(device)
 
 
 def _nonfinite_counts(tensors: list[torch.Tensor], moments: np.ndarray) -> np.ndarray:

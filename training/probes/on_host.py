@@ -1,0 +1,204 @@
+"""The probes' reductions for tensors on the CPU: NumPy over zero-copy views of them.
+
+On the CPU the host is the device, so nothing needs copying; what costs is the number of
+operations. torch spends ~3-5 us dispatching each op on a small CPU tensor, NumPy ~1 us, and
+``ufunc.reduceat`` reduces every tensor's segment of one concatenation in a single call, so a
+snapshot takes a few dozen calls whatever the number of layers (bench/overhead.py measures it).
+
+The statistics are the ones on_device computes, with the same float32 binning (the same
+histograms, count for count); the moments are summed in float64. tests/training/test_probes.py
+holds the two stages to each other.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from gradlab_client.spec import RELU_FAMILY
+
+from training.probes.readout import Reductions, sample_positions
+from training.probes.tensors import UNIT_STD_EXAMPLES, ProbeInfo, ProbeTensor
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each tensor sits in the concatenation (the same at every snapshot of a run)."""
+
+    sizes: np.ndarray  # elements per tensor
+    starts: np.ndarray  # first index of each tensor
+    row_offsets: np.ndarray  # per value of the histogrammed rows: row * (bins + 1), int32
+    sample_index: np.ndarray  # the entries the quantiles are read from, tensor after tensor
+    sample_ends: list[int]  # where each tensor's sample ends in sample_index
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(sizes: tuple[int, ...], grads: int, bins: int) -> _Layout:
+    sized = np.array(sizes, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sized)[:-1]])
+    rows = np.concatenate([sized, sized[:grads]])  # linear rows, then the gradients' log rows
+    offsets = np.repeat(np.arange(len(rows), dtype=np.int32) * (bins + 1), rows)
+    picks = [start + sample_positions(size) for start, size in zip(starts, sizes, strict=True)]
+    ends = np.cumsum([len(pick) for pick in picks]).tolist()
+    return _Layout(sized, starts, offsets, np.concatenate(picks), ends)
+
+
+@dataclass(frozen=True)
+class HostCapture:
+    """The probed tensors copied into one concatenation, whose segments every reduceat reads,
+    with what readout needs to know of each."""
+
+    flat: np.ndarray
+    probes: tuple[ProbeInfo, ...]
+
+
+def capture(probes: Sequence[ProbeTensor]) -> HostCapture:
+    """Copy CPU float32 tensors into one array."""
+    flat = np.concatenate([p.tensor.numpy().reshape(-1) for p in probes])
+    return HostCapture(flat, tuple(p.info() for p in probes))
+
+
+def reduce_on_host(probes: Sequence[ProbeTensor], *, bins: int, activation: str) -> Reductions:
+    return reduce_captured(capture(probes), bins=bins, activation=activation)
+
+
+def reduce_captured(captured: HostCapture, *, bins: int, activation: str) -> Reductions:
+    flat, probes = captured.flat, captured.probes
+    grads = sum(1 for p in probes if p.kind == "gradient")
+    layout = _layout(tuple(p.size for p in probes), grads, bins)
+    arrays = [
+        flat[start : start + p.size].reshape(p.shape)
+        for start, p in zip(layout.starts.tolist(), probes, strict=True)
+    ]
+    lo = np.minimum.reduceat(flat, layout.starts)
+    hi = np.maximum.reduceat(flat, layout.starts)
+    total, spread, l2 = _sums(flat, layout)
+    nonzero = np.add.reduceat((flat != 0).view(np.uint8), layout.starts, dtype=np.int64)
+    moments = np.stack([total, spread, lo, hi, l2, nonzero, _unit_spreads(arrays, probes)], axis=1)
+    grad_values = flat[: layout.starts[grads]] if grads < len(arrays) else flat
+    log_floor, log_values = _logs(grad_values, layout.starts[:grads])
+    with np.errstate(divide="ignore"):
+        log_top = np.log(np.maximum(np.abs(lo[:grads]), np.abs(hi[:grads])))
+    counts = _histograms(
+        np.concatenate([flat, log_values]),
+        np.concatenate([lo, log_floor]),
+        np.concatenate([hi, log_top]),
+        layout,
+        bins,
+    )
+    acts = [a for a, p in zip(arrays, probes, strict=True) if p.kind == "activation"]
+    return Reductions(
+        moments=moments,
+        log_floor=log_floor,
+        activation=np.array([_activation_stats(a, activation) for a in acts]).reshape(-1, 2),
+        samples=np.split(flat[layout.sample_index], layout.sample_ends[:-1]),
+        counts=counts,
+        nonfinite=_nonfinite_counts(arrays, lo, hi),
+    )
+
+
+def _sums(flat: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each tensor's sum, the norm of its centered values and its l2 norm, summed in float64
+    (one pass: in float64 the centered norm loses ~1e-8 of the mean, below float32's own
+    resolution, and a constant tensor's std is set to exactly 0 in readout)."""
+    wide = flat.astype(np.float64)
+    total = np.add.reduceat(wide, layout.starts)
+    squares = np.add.reduceat(np.square(wide, out=wide), layout.starts)
+    centered = np.maximum(squares - total * total / layout.sizes, 0.0)
+    return total, np.sqrt(centered), np.sqrt(squares)
+
+
+def _unit_spreads(arrays: list[np.ndarray], probes: Sequence[ProbeInfo]) -> np.ndarray:
+    """Per tensor, the mean over positions of the norm across units of the tensor shifted by its
+    first unit (so identical units give exactly 0) and centered; on_device's _moments explains
+    it. Tensors of one shape (a layer's gradient and weight) are done together, in one stack."""
+    spreads = np.zeros(len(arrays))
+    groups: dict[tuple[tuple[int, ...], int, bool], list[int]] = {}
+    for i, (a, probe) in enumerate(zip(arrays, probes, strict=True)):
+        if a.ndim > 1 and a.shape[probe.unit_dim] > 1:
+            key = (a.shape, probe.unit_dim, probe.kind == "activation")
+            groups.setdefault(key, []).append(i)
+    for (shape, unit_dim, batch), members in groups.items():
+        stack = np.concatenate([arrays[i][None] for i in members])
+        if batch:  # activations: their first examples estimate the mean over the batch
+            stack = stack[:, :UNIT_STD_EXAMPLES]
+        units = shape[unit_dim]
+        before = math.prod(stack.shape[1 : unit_dim + 1])
+        grouped = stack.reshape(len(members), before, units, -1)
+        shifted = (grouped[:, :, 1:] - grouped[:, :, :1]).astype(np.float64)  # unit 0 is 0
+        sums = np.add.reduce(shifted, axis=2)
+        squares = np.add.reduce(np.square(shifted, out=shifted), axis=2)
+        with np.errstate(invalid="ignore"):  # NaN and Inf tensors: NaN, as on_device gives
+            squares -= sums * sums / units
+        norms = np.sqrt(np.maximum(squares, 0.0, out=squares), out=squares)
+        spreads[members] = np.add.reduce(norms.reshape(len(members), -1), axis=1) / (
+            norms[0].size
+        )
+    return spreads
+
+
+def _logs(grads: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ln of each gradient's least non-zero |g| (inf for an all-zero one), and ln|g| of every
+    entry (-inf for a zero). Natural logs: NumPy's float32 log is ~4x faster than its log10,
+    and binning ln|g| over [ln a, ln b] is binning log10|g| over [log10 a, log10 b]."""
+    magnitudes = np.abs(grads)
+    nonzero = np.where(magnitudes > 0, magnitudes, np.float32(np.inf))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = np.log(np.minimum.reduceat(nonzero, starts)) if len(starts) else nonzero[:0]
+        return floor, np.log(magnitudes, out=magnitudes)
+
+
+def _histograms(
+    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, layout: _Layout, bins: int
+) -> np.ndarray:
+    """(rows, bins) counts of each row over its own [lo, hi], in float32 as on_device bins them:
+    column floor((x - lo) * (bins / (hi - lo))), the maximum in the last column, a constant row
+    (and a log row's zeros, at -inf) in column 0; a row without finite bounds (its tensor holds
+    NaN or Inf) stays empty."""
+    rows = len(lo)
+    sizes = np.concatenate([layout.sizes, layout.sizes[: rows - len(layout.sizes)]])
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = hi - lo
+        scale = np.where(finite & (width > 0), np.float32(bins) / width, np.float32(1))
+    start = np.where(finite, lo, np.float32(0)).astype(np.float32)
+    column = values - np.repeat(start, sizes)
+    column *= np.repeat(scale.astype(np.float32), sizes)
+    if not finite.all():  # NaN and Inf rows: binned anywhere, then emptied
+        np.nan_to_num(column, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(column, 0, bins - 1, out=column)
+    index = column.astype(np.int32)
+    index += layout.row_offsets
+    counts = np.bincount(index, minlength=rows * (bins + 1)).reshape(rows, bins + 1)[:, :bins]
+    counts[~finite] = 0
+    return counts
+
+
+def _activation_stats(a: np.ndarray, activation: str) -> tuple[float, float]:
+    """saturated_fraction (tanh |a| > 0.99, sigmoid a < 0.01 or a > 0.99) and dead_fraction
+    (units that are <= 0 for every example and position: ReLU family only)."""
+    saturated = 0.0
+    if activation == "tanh":
+        saturated = np.count_nonzero(np.abs(a) > np.float32(0.99)) / a.size
+    elif activation == "sigmoid":
+        saturated = np.count_nonzero(np.abs(a - np.float32(0.5)) > np.float32(0.49)) / a.size
+    dead = 0.0
+    if activation in RELU_FAMILY:
+        others = tuple(d for d in range(a.ndim) if d != 1)
+        positive = np.maximum(a, np.float32(0)).sum(axis=others)
+        dead = np.count_nonzero(positive == 0) / a.shape[1]
+    return float(saturated), float(dead)
+
+
+def _nonfinite_counts(arrays: list[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """NaN, Inf and zero counts of the tensors with a non-finite min or max; the others hold no
+    NaN or Inf, and their zero count is exact in the moments (NaN here)."""
+    counts = np.full((len(arrays), 3), np.nan)
+    counts[:, :2] = 0.0
+    for i in np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi))).tolist():
+        a = arrays[i]
+        counts[i] = (np.isnan(a).sum(), np.isinf(a).sum(), np.count_nonzero(a == 0))
+    return counts
