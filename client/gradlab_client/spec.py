@@ -198,7 +198,13 @@ class ModelSpec(_Strict):
 class OptimizerSpec(_Strict):
     name: OptimizerName = "adam"
     lr: float = Field(1e-3, gt=0.0, le=1e4)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="momentum and nesterov (and rmsprop)")
+    momentum: float = Field(
+        0.9,
+        ge=0.0,
+        lt=1.0,
+        description="momentum and nesterov only: rmsprop runs without momentum, as the "
+        "lecture defines it",
+    )
     betas: tuple[
         Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]
     ] = (
