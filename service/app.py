@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     # Static pages; their data comes from the routes above, with a key.
     mount_ui(app, vendor=settings.ui_vendor_dir or VENDOR)
     # Last: its middleware is then the outermost, timing everything the others do.
-    install_metrics(app, services.db, services.celery)
+    install_metrics(app, services.db, services.celery, study_queue=settings.study_queue)
     return app
 
 

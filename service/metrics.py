@@ -3,9 +3,10 @@
 - gradlab_http_requests_total{method,route,status} and gradlab_http_request_duration_seconds
   {method,route}: `route` is the route's template (/v1/jobs/{job_id}), never the raw path, so a
   series per job id cannot pile up; a path that matches no route is counted as "unmatched".
-- gradlab_jobs{status}, gradlab_oldest_queued_job_age_seconds and gradlab_queue_depth are read at
-  scrape time (the database and the broker are the truth, and every API replica reports the same
-  numbers), so they are right after a restart and cost nothing between scrapes.
+- gradlab_jobs{status}, gradlab_oldest_queued_job_age_seconds, gradlab_queue_depth and
+  gradlab_study_queue_depth are read at scrape time (the database and the broker are the truth,
+  and every API replica reports the same numbers), so they are right after a restart and cost
+  nothing between scrapes.
 
 The route needs no API key: scrapers carry none, and it shows counts, never a team's data.
 Restrict it at the network level (docker-compose.yml publishes only the API; put /metrics
@@ -104,16 +105,24 @@ class StoreCollector(Collector):
     """The numbers read at scrape time from the database and the broker. A source that does not
     answer is left out of this scrape (and logged), so the other numbers still arrive."""
 
-    def __init__(self, db: Database, celery: Celery) -> None:
+    def __init__(self, db: Database, celery: Celery, *, study_queue: str) -> None:
         self.db = db
         self.celery = celery
+        self.study_queue = study_queue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from self._jobs()
-        depth = self._queue_depth()
+        depth = self._queue_depth(None)
         if depth is not None:
             yield GaugeMetricFamily(
                 "gradlab_queue_depth", "Job messages waiting in the broker's queue.", value=depth
+            )
+        depth = self._queue_depth(self.study_queue)
+        if depth is not None:
+            yield GaugeMetricFamily(
+                "gradlab_study_queue_depth",
+                "Study job messages waiting in the broker's study queue.",
+                value=depth,
             )
 
     def _jobs(self) -> Iterator[GaugeMetricFamily]:
@@ -134,9 +143,9 @@ class StoreCollector(Collector):
             value=queued_age_seconds(oldest, datetime.now(UTC)),
         )
 
-    def _queue_depth(self) -> int | None:
+    def _queue_depth(self, queue: str | None) -> int | None:
         try:
-            return queue_depth(self.celery)
+            return queue_depth(self.celery, queue)
         except Exception:
             log.warning("/metrics: cannot read the queue depth from the broker", exc_info=True)
             return None
@@ -148,11 +157,11 @@ def queued_age_seconds(oldest: datetime | None, now: datetime) -> float:
     return max(0.0, (now - oldest).total_seconds())
 
 
-def queue_depth(celery: Celery) -> int | None:
-    """Messages waiting in the app's default queue: LLEN on Redis, message files on the
-    filesystem transport; None for a broker this does not know how to read."""
+def queue_depth(celery: Celery, queue: str | None = None) -> int | None:
+    """Messages waiting in ``queue`` (default: the app's default queue): LLEN on Redis, message
+    files on the filesystem transport; None for a broker this does not know how to read."""
     url = str(celery.conf.broker_url or "")
-    queue = str(celery.conf.task_default_queue)
+    queue = queue or str(celery.conf.task_default_queue)
     if url.startswith("filesystem:"):
         return _filesystem_depth(celery.conf.broker_transport_options, queue)
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -184,10 +193,10 @@ def _redis_depth(url: str, queue: str) -> int:
         client.close()
 
 
-def install_metrics(app: FastAPI, db: Database, celery: Celery) -> None:
+def install_metrics(app: FastAPI, db: Database, celery: Celery, *, study_queue: str) -> None:
     """Time every request and serve GET /metrics from a registry of this app's own."""
     registry = CollectorRegistry()
-    registry.register(StoreCollector(db, celery))
+    registry.register(StoreCollector(db, celery, study_queue=study_queue))
     app.add_middleware(RequestMetrics, metrics=HttpMetrics(registry))
     app.state.metrics_registry = registry
     app.include_router(router)

@@ -17,7 +17,7 @@ from store import leases
 from store.db import Database
 from store.settings import Settings
 from taskqueue import make_celery, publish_job
-from tests.service.support import JsonDict
+from tests.service.support import SPIRAL, JsonDict
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -62,6 +62,17 @@ def test_requests_are_counted_per_route_template_not_per_path(
     assert not any("one" in dict(labels).get("route", "") for _, labels in samples)
 
 
+def test_study_jobs_are_counted_in_the_study_queue(
+    client: TestClient, auth: dict[str, str], submit: Callable[..., JsonDict]
+) -> None:
+    submit()
+    study = {"base": SPIRAL, "grid": {"optimizer.lr": [0.01, 0.1, 1.0]}}
+    assert client.post("/v1/studies", json=study, headers=auth).status_code == 201
+    samples = scrape(client)
+    assert value(samples, "gradlab_study_queue_depth") == 3
+    assert value(samples, "gradlab_queue_depth") == 1  # the single job, in its own queue
+
+
 def test_job_counts_queue_depth_and_age_move_as_jobs_run(
     client: TestClient, auth: dict[str, str], submit: Callable[..., JsonDict],
     claim: Callable[[str], int], database: Database,
@@ -70,6 +81,7 @@ def test_job_counts_queue_depth_and_age_move_as_jobs_run(
     samples = scrape(client)
     assert value(samples, "gradlab_jobs", status="queued") == 2
     assert value(samples, "gradlab_queue_depth") == 2  # no worker reads the broker here
+    assert value(samples, "gradlab_study_queue_depth") == 0
     assert value(samples, "gradlab_oldest_queued_job_age_seconds") >= 0
     assert value(samples, "gradlab_http_requests_total", method="POST", route="/v1/jobs",
                  status="201") == 2
@@ -106,6 +118,8 @@ def test_queue_depth_on_redis_counts_every_priority_list(redis_url: str, tmp_pat
             publish_job(app, queues, job_id, study_id=None)
         app.send_task("gradlab.run_job", args=["d"], priority=6)  # a list of its own in kombu
         assert queue_depth(app) == 4
+        publish_job(app, queues, "e", study_id="a-study")
+        assert queue_depth(app) == 4 and queue_depth(app, queues.study_queue) == 1
     finally:
         app.close()
 
