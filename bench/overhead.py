@@ -16,7 +16,7 @@ the model, the snapshots of the first and last step) as a real job does.
 
 Targets: <= 1.03 at the default cadence (snapshots and validation every 50 steps), <= 1.10 with
 every probe every 10 steps. Run: .venv/bin/python bench/overhead.py [--rounds N] [--steps N]
-[--threads N] [--only TEXT]. --threads 1 (what the numbers in the README and notes use) keeps
+[--threads N] [--only TEXT]. --threads 1 (what the issue notes report) keeps
 a busy neighbour from stalling an OpenMP op; the CPU-time ratio is printed beside the wall one.
 """
 

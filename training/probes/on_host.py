@@ -1,13 +1,14 @@
-"""The probes' reductions for tensors on the CPU: NumPy over zero-copy views of them.
+"""The probes' reductions for tensors on the CPU: NumPy over one concatenation of them.
 
-On the CPU the host is the device, so nothing needs copying; what costs is the number of
-operations. torch spends ~3-5 us dispatching each op on a small CPU tensor, NumPy ~1 us, and
-``ufunc.reduceat`` reduces every tensor's segment of one concatenation in a single call, so a
-snapshot takes a few dozen calls whatever the number of layers (bench/overhead.py measures it).
+On the CPU the host is the device, so nothing crosses a bus (the tensors are read through
+zero-copy NumPy views into one concatenation); what costs is the number of operations. torch
+spends ~3-5 us dispatching each op on a small CPU tensor, NumPy ~1 us, and ``ufunc.reduceat``
+reduces every tensor's segment of the concatenation in a single call, so a snapshot takes a few
+dozen calls whatever the number of layers (bench/overhead.py measures it).
 
 The statistics are the ones on_device computes, with the same float32 binning (the same
-histograms, count for count); the moments are summed in float64. tests/training/test_probes.py
-holds the two stages to each other.
+histograms, count for count); the moments are summed in float64.
+tests/training/test_probe_stages.py holds the two stages to each other.
 """
 
 from __future__ import annotations
