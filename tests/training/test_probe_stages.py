@@ -45,3 +45,22 @@ def test_both_stages_agree_on_a_real_snapshot(activation: str) -> None:
         if ours.log_histogram is not None:
             assert theirs.log_histogram is not None
             assert ours.log_histogram.counts == theirs.log_histogram.counts, ours.layer
+
+
+def test_a_unit_index_too_big_to_keep_is_rebuilt_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import training.probes.on_host as on_host
+
+    probes = [
+        ProbeTensor("gradient", "fc1", 0, torch.randn(6, 5), 0),
+        ProbeTensor("weight", "fc1", 0, torch.randn(6, 5), 0),
+        ProbeTensor("weight", "embed1", 1, torch.randn(30, 4), 1),
+        ProbeTensor("activation", "conv1", 2, torch.randn(20, 3, 7), 1),
+    ]
+    kept = reduce(probes, bins=BINS, activation="relu", on_host=True).moments
+    monkeypatch.setattr(on_host, "UNIT_INDEX_CACHED", 0)
+    rebuilt = reduce(probes, bins=BINS, activation="relu", on_host=True).moments
+    torch_stage = reduce(probes, bins=BINS, activation="relu", on_host=False).moments
+    assert (rebuilt == kept).all()
+    assert rebuilt[:, 6] == pytest.approx(torch_stage[:, 6], rel=1e-5)  # unit spreads

@@ -76,9 +76,10 @@ def reduce_captured(captured: HostCapture, *, bins: int, activation: str) -> Red
     ]
     lo = np.minimum.reduceat(flat, layout.starts)
     hi = np.maximum.reduceat(flat, layout.starts)
-    total, spread, l2 = _sums(flat, layout)
+    wide = flat.astype(np.float64)
+    total, spread, l2 = _sums(wide, layout)
     nonzero = np.add.reduceat((flat != 0).view(np.uint8), layout.starts, dtype=np.int64)
-    moments = np.stack([total, spread, lo, hi, l2, nonzero, _unit_spreads(arrays, probes)], axis=1)
+    moments = np.stack([total, spread, lo, hi, l2, nonzero, _unit_spreads(wide, probes)], axis=1)
     grad_values = flat[: layout.starts[grads]] if grads < len(arrays) else flat
     log_floor, log_values = _logs(grad_values, layout.starts[:grads])
     with np.errstate(divide="ignore"):
@@ -101,43 +102,92 @@ def reduce_captured(captured: HostCapture, *, bins: int, activation: str) -> Red
     )
 
 
-def _sums(flat: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each tensor's sum, the norm of its centered values and its l2 norm, summed in float64
-    (one pass: in float64 the centered norm loses ~1e-8 of the mean, below float32's own
-    resolution, and a constant tensor's std is set to exactly 0 in readout)."""
-    wide = flat.astype(np.float64)
+def _sums(wide: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each tensor's sum, the norm of its centered values and its l2 norm, from the float64
+    concatenation (one pass: in float64 the centered norm loses ~1e-8 of the mean, below
+    float32's own resolution, and a constant tensor's std is set to exactly 0 in readout)."""
     total = np.add.reduceat(wide, layout.starts)
-    squares = np.add.reduceat(np.square(wide, out=wide), layout.starts)
+    squares = np.add.reduceat(np.square(wide), layout.starts)
     centered = np.maximum(squares - total * total / layout.sizes, 0.0)
     return total, np.sqrt(centered), np.sqrt(squares)
 
 
-def _unit_spreads(arrays: list[np.ndarray], probes: Sequence[ProbeInfo]) -> np.ndarray:
+# The unit index of a run's snapshots is kept while it holds at most this many entries (32 MiB);
+# a bigger model's is rebuilt at each snapshot (for it, a few more calls cost nothing).
+UNIT_INDEX_CACHED = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class _UnitIndex:
+    """The unit domain: for every (tensor, position) group, the tensor's entries at that position
+    in each of its units, units contiguous, groups in tensor order."""
+
+    gather: np.ndarray  # indices into the concatenation
+    first: np.ndarray  # per group, the index of its unit 0
+    lengths: np.ndarray  # per group, its number of units
+    starts: np.ndarray  # per group, where it begins in gather
+    tensor_starts: np.ndarray  # per tensor with units, its first group
+    groups: np.ndarray  # per tensor with units, its number of groups
+    tensors: np.ndarray  # the tensors with units (2+ dims, 2+ units)
+
+
+_UnitKey = tuple[tuple[int, tuple[int, ...], int, bool], ...]  # start, shape, unit_dim, batch
+
+
+def _unit_index(key: _UnitKey) -> _UnitIndex:
+    gathers, lengths, groups, tensors = [], [], [], []
+    for i, (start, shape, unit_dim, batch) in enumerate(key):
+        units = shape[unit_dim] if len(shape) > 1 else 1
+        if units < 2:
+            continue
+        before, after = math.prod(shape[:unit_dim]), math.prod(shape[unit_dim + 1 :])
+        rows = min(before, UNIT_STD_EXAMPLES) if batch else before  # an activation's first
+        offsets = (  # [row, position, unit] -> start + (row * units + unit) * after + position
+            np.arange(rows)[:, None, None] * (units * after)
+            + np.arange(after)[None, :, None]
+            + np.arange(units)[None, None, :] * after
+        )
+        gathers.append(start + offsets.reshape(-1))
+        lengths.append(np.full(rows * after, units))
+        groups.append(rows * after)
+        tensors.append(i)
+    if not tensors:
+        empty = np.zeros(0, dtype=np.int64)
+        return _UnitIndex(empty, empty, empty, empty, empty, empty, empty)
+    gather, length = np.concatenate(gathers), np.concatenate(lengths)
+    starts = np.concatenate([[0], np.cumsum(length)[:-1]])
+    tensor_starts = np.concatenate([[0], np.cumsum(groups)[:-1]])
+    return _UnitIndex(
+        gather, gather[starts], length, starts, tensor_starts, np.array(groups), np.array(tensors)
+    )
+
+
+_cached_unit_index = functools.lru_cache(maxsize=4)(_unit_index)
+
+
+def _unit_spreads(wide: np.ndarray, probes: Sequence[ProbeInfo]) -> np.ndarray:
     """Per tensor, the mean over positions of the norm across units of the tensor shifted by its
     first unit (so identical units give exactly 0) and centered; on_device's _moments explains
-    it. Tensors of one shape (a layer's gradient and weight) are done together, in one stack."""
-    spreads = np.zeros(len(arrays))
-    groups: dict[tuple[tuple[int, ...], int, bool], list[int]] = {}
-    for i, (a, probe) in enumerate(zip(arrays, probes, strict=True)):
-        if a.ndim > 1 and a.shape[probe.unit_dim] > 1:
-            key = (a.shape, probe.unit_dim, probe.kind == "activation")
-            groups.setdefault(key, []).append(i)
-    for (shape, unit_dim, batch), members in groups.items():
-        stack = np.concatenate([arrays[i][None] for i in members])
-        if batch:  # activations: their first examples estimate the mean over the batch
-            stack = stack[:, :UNIT_STD_EXAMPLES]
-        units = shape[unit_dim]
-        before = math.prod(stack.shape[1 : unit_dim + 1])
-        grouped = stack.reshape(len(members), before, units, -1)
-        shifted = (grouped[:, :, 1:] - grouped[:, :, :1]).astype(np.float64)  # unit 0 is 0
-        sums = np.add.reduce(shifted, axis=2)
-        squares = np.add.reduce(np.square(shifted, out=shifted), axis=2)
-        with np.errstate(invalid="ignore"):  # NaN and Inf tensors: NaN, as on_device gives
-            squares -= sums * sums / units
-        norms = np.sqrt(np.maximum(squares, 0.0, out=squares), out=squares)
-        spreads[members] = np.add.reduce(norms.reshape(len(members), -1), axis=1) / (
-            norms[0].size
-        )
+    it. All tensors at once, in float64: one gather of the unit domain, then reduceat per group
+    (sum and sum of squares give the centered norm) and per tensor (the mean)."""
+    starts = np.concatenate([[0], np.cumsum([p.size for p in probes])[:-1]]).tolist()
+    key = tuple(
+        (start, p.shape, p.unit_dim, p.kind == "activation")
+        for start, p in zip(starts, probes, strict=True)
+    )
+    domain = sum(p.size for p in probes if len(p.shape) > 1)
+    index = _cached_unit_index(key) if domain <= UNIT_INDEX_CACHED else _unit_index(key)
+    spreads = np.zeros(len(probes))
+    if not len(index.tensors):
+        return spreads
+    with np.errstate(invalid="ignore"):  # NaN and Inf tensors: NaN, as on_device gives
+        shifted = wide[index.gather]
+        shifted -= np.repeat(wide[index.first], index.lengths)  # unit 0 is exactly 0
+        sums = np.add.reduceat(shifted, index.starts)
+        squares = np.add.reduceat(np.square(shifted, out=shifted), index.starts)
+        squares -= sums * sums / index.lengths
+    norms = np.sqrt(np.maximum(squares, 0.0, out=squares), out=squares)
+    spreads[index.tensors] = np.add.reduceat(norms, index.tensor_starts) / index.groups
     return spreads
 
 
