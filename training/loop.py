@@ -27,7 +27,7 @@ from training.batches import BatchSampler
 from training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from training.data import Dataset, load_dataset
 from training.evaluate import evaluate
-from training.gradients import GradientRing, clip_gradients
+from training.gradients import FlatGradients, clip_gradients, gradient_norm
 from training.metrics import (
     FLUSH_SECONDS,
     FLUSH_STEPS,
@@ -104,10 +104,8 @@ class Trainer:
         self.sampler = BatchSampler(len(self.y_train), spec.training.batch_size, batches)
         self.augment = make_augmenter(spec.data.augment, self.shape.kind)
         self.bf16 = spec.training.precision == "bf16"
-        # Clipping needs each step's norm at once; without it, norms are taken at drain time.
-        ring = GradientRing.for_params(self.params, FLUSH_STEPS)
-        self.metrics = MetricBuffer(None if spec.training.grad_clip else ring)
-        self.summary = SummaryTracker()
+        self.grads = FlatGradients.for_params(self.params)
+        self.metrics, self.summary = MetricBuffer(), SummaryTracker()
         self.step = 0
         self.checkpoint_path: Path | None = None
         self.checkpoint_every: int | None = None
@@ -142,28 +140,35 @@ class Trainer:
         record = probing and "activation" in self.spec.telemetry.kinds
         logits, loss, activations = self._forward(x, y, record=record)
         extra = penalty(self.weights, self.spec.regularization)  # trained on, not in train_loss
-        self.optimizer.zero_grad(set_to_none=True)
+        self._zero_grad()
         (loss if extra is None else loss + extra).backward()
         if probing:
             self._probe(step, activations)  # the weights and gradients this update starts from
-        gradient = self._gradient()
+        norm = self._gradient_norm()
         lr = self._set_lr(step)
         before = [w.detach().clone() for w in self.weights] if probing else None
         self.optimizer.step()
         host = {"lr": lr, "step_time": time.perf_counter() - started}
         self.metrics.add(
-            step, loss=loss.detach(), logits=logits.detach(), targets=y, gradient=gradient,
+            step, loss=loss.detach(), logits=logits.detach(), targets=y, gradient_norm=norm,
             host=host,
         )
         if before is not None:
             self.metrics.add_extra(step, self.ratio_names, update_ratios(self.weights, before))
 
-    def _gradient(self) -> list[torch.Tensor] | torch.Tensor:
-        """The step's gradients, for the metric buffer to take their norm; or, when clipping,
-        the norm they had before it."""
-        grads = [p.grad for p in self.params if p.grad is not None]
+    def _zero_grad(self) -> None:
+        if self.grads is not None:
+            self.grads.zero()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def _gradient_norm(self) -> torch.Tensor:
+        """The global gradient norm, taken before clipping (which needs it now)."""
         clip = self.spec.training.grad_clip
-        return grads if clip is None else clip_gradients(grads, clip)
+        if self.grads is not None:
+            return self.grads.norm() if clip is None else self.grads.clip(clip)
+        grads = [p.grad for p in self.params if p.grad is not None]
+        return gradient_norm(grads) if clip is None else clip_gradients(grads, clip)
 
     def _forward(
         self, x: torch.Tensor, y: torch.Tensor, *, record: bool

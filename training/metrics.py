@@ -3,19 +3,16 @@
 Reading a loss with .item() every step would make the host wait for the device every step; the
 buffer instead holds the step's tensors and reduces all pending steps at once (drain), with one
 copy to the host. On a small model every op counts (~3-5 us each on a CPU, against a ~1 ms
-step), so a step only appends references (and copies its gradients into a ring): its accuracy
-and its gradient norm are computed in drain, a handful of ops for all pending steps together.
+step), so a step only appends references: its accuracy is computed in drain, a handful of ops
+for all pending steps together.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-
-from training.gradients import GradientRing, gradient_norm
 
 TRACKED = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_auc")
 # Metrics wait on the device at most this many steps or seconds before they are copied over.
@@ -29,18 +26,16 @@ class _Pending:
     loss: torch.Tensor  # 0-d, the batch's cross-entropy
     logits: torch.Tensor  # (B, classes), detached
     targets: torch.Tensor  # (B,)
-    norm: torch.Tensor | None  # the global gradient norm, None while its gradients are in the ring
+    norm: torch.Tensor  # 0-d, the global gradient norm (before clipping)
     host: dict[str, float]  # values the host already has (lr, step_time)
     extra: list[tuple[list[str], torch.Tensor]] = field(default_factory=list)  # names, values
 
 
 class MetricBuffer:
-    """Pending metrics of steps not yet reported. With a ``ring``, the steps' gradient norms are
-    taken at drain time from the ring's copies (see GradientRing)."""
+    """Pending metrics of steps not yet reported."""
 
-    def __init__(self, ring: GradientRing | None = None) -> None:
+    def __init__(self) -> None:
         self._pending: list[_Pending] = []
-        self._ring = ring
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -52,19 +47,10 @@ class MetricBuffer:
         loss: torch.Tensor,
         logits: torch.Tensor,
         targets: torch.Tensor,
-        gradient: Sequence[torch.Tensor] | torch.Tensor,
+        gradient_norm: torch.Tensor,
         host: dict[str, float],
     ) -> None:
-        """``gradient``: the step's gradients (unclipped), or their global norm when it was
-        taken already (clipping needs it at once)."""
-        norm: torch.Tensor | None
-        if isinstance(gradient, torch.Tensor):
-            norm = gradient
-        elif self._ring is not None and self._ring.push(gradient):
-            norm = None  # taken in drain
-        else:
-            norm = gradient_norm(gradient)
-        self._pending.append(_Pending(step, loss, logits, targets, norm, host))
+        self._pending.append(_Pending(step, loss, logits, targets, gradient_norm, host))
 
     def add_extra(self, step: int, names: list[str], values: torch.Tensor) -> None:
         """More metrics of the latest step (validation, update ratios), one value per name."""
@@ -81,7 +67,7 @@ class MetricBuffer:
         columns = [  # float32: the loss and norms are computed in fp32 even under autocast
             torch.stack([p.loss for p in pending]),
             _accuracies(pending),
-            self._gradient_norms(pending),
+            torch.stack([p.norm for p in pending]),
             *(values.reshape(-1).float() for p in pending for _, values in p.extra),
         ]
         values = torch.cat(columns).cpu().tolist()
@@ -98,15 +84,6 @@ class MetricBuffer:
                 metrics.update({name: next(extra_values) for name in names})
             drained.append((p.step, metrics))
         return drained
-
-
-    def _gradient_norms(self, pending: list[_Pending]) -> torch.Tensor:
-        """One per pending step: from the ring (in push order), or taken already."""
-        copied = self._ring.norms() if self._ring is not None else pending[0].loss.new_zeros(0)
-        if len(copied) == len(pending):
-            return copied
-        rows = iter(copied)
-        return torch.stack([p.norm if p.norm is not None else next(rows) for p in pending])
 
 
 def _accuracies(pending: list[_Pending]) -> torch.Tensor:
