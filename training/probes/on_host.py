@@ -31,20 +31,17 @@ class _Layout:
 
     sizes: np.ndarray  # elements per tensor
     starts: np.ndarray  # first index of each tensor
-    row_offsets: np.ndarray  # per value of the histogrammed rows: row * (bins + 1), int32
     sample_index: np.ndarray  # the entries the quantiles are read from, tensor after tensor
     sample_ends: list[int]  # where each tensor's sample ends in sample_index
 
 
 @functools.lru_cache(maxsize=8)
-def _layout(sizes: tuple[int, ...], grads: int, bins: int) -> _Layout:
+def _layout(sizes: tuple[int, ...]) -> _Layout:
     sized = np.array(sizes, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sized)[:-1]])
-    rows = np.concatenate([sized, sized[:grads]])  # linear rows, then the gradients' log rows
-    offsets = np.repeat(np.arange(len(rows), dtype=np.int32) * (bins + 1), rows)
     picks = [start + sample_positions(size) for start, size in zip(starts, sizes, strict=True)]
     ends = np.cumsum([len(pick) for pick in picks]).tolist()
-    return _Layout(sized, starts, offsets, np.concatenate(picks), ends)
+    return _Layout(sized, starts, np.concatenate(picks), ends)
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ def reduce_on_host(probes: Sequence[ProbeTensor], *, bins: int, activation: str)
 def reduce_captured(captured: HostCapture, *, bins: int, activation: str) -> Reductions:
     flat, probes = captured.flat, captured.probes
     grads = sum(1 for p in probes if p.kind == "gradient")
-    layout = _layout(tuple(p.size for p in probes), grads, bins)
+    layout = _layout(tuple(p.size for p in probes))
     arrays = [
         flat[start : start + p.size].reshape(p.shape)
         for start, p in zip(layout.starts.tolist(), probes, strict=True)
@@ -84,11 +81,14 @@ def reduce_captured(captured: HostCapture, *, bins: int, activation: str) -> Red
     log_floor, log_values = _logs(grad_values, layout.starts[:grads])
     with np.errstate(divide="ignore"):
         log_top = np.log(np.maximum(np.abs(lo[:grads]), np.abs(hi[:grads])))
+    log_rows = [
+        log_values[start : start + p.size]
+        for start, p in zip(layout.starts[:grads].tolist(), probes[:grads], strict=True)
+    ]
     counts = _histograms(
-        np.concatenate([flat, log_values]),
+        [a.reshape(-1) for a in arrays] + log_rows,
         np.concatenate([lo, log_floor]),
         np.concatenate([hi, log_top]),
-        layout,
         bins,
     )
     acts = [a for a, p in zip(arrays, probes, strict=True) if p.kind == "activation"]
@@ -202,29 +202,26 @@ def _logs(grads: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray
         return floor, np.log(magnitudes, out=magnitudes)
 
 
-def _histograms(
-    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, layout: _Layout, bins: int
-) -> np.ndarray:
+def _histograms(rows: list[np.ndarray], lo: np.ndarray, hi: np.ndarray, bins: int) -> np.ndarray:
     """(rows, bins) counts of each row over its own [lo, hi], in float32 as on_device bins them:
     column floor((x - lo) * (bins / (hi - lo))), the maximum in the last column, a constant row
     (and a log row's zeros, at -inf) in column 0; a row without finite bounds (its tensor holds
-    NaN or Inf) stays empty."""
-    rows = len(lo)
-    sizes = np.concatenate([layout.sizes, layout.sizes[: rows - len(layout.sizes)]])
-    finite = np.isfinite(lo) & np.isfinite(hi)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    NaN or Inf) stays empty. Row by row into one scratch array: a few calls per row, and no
+    per-value copy of the bounds (on a CNN's activations that halved the time)."""
+    counts = np.zeros((len(rows), bins), dtype=np.int64)
+    finite = (np.isfinite(lo) & np.isfinite(hi)).tolist()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         width = hi - lo
-        scale = np.where(finite & (width > 0), np.float32(bins) / width, np.float32(1))
-    start = np.where(finite, lo, np.float32(0)).astype(np.float32)
-    column = values - np.repeat(start, sizes)
-    column *= np.repeat(scale.astype(np.float32), sizes)
-    if not finite.all():  # NaN and Inf rows: binned anywhere, then emptied
-        np.nan_to_num(column, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    np.clip(column, 0, bins - 1, out=column)
-    index = column.astype(np.int32)
-    index += layout.row_offsets
-    counts = np.bincount(index, minlength=rows * (bins + 1)).reshape(rows, bins + 1)[:, :bins]
-    counts[~finite] = 0
+        scale = np.where(width > 0, np.float32(bins) / width, np.float32(1)).astype(np.float32)
+    scratch = np.empty(max(len(row) for row in rows), dtype=np.float32)
+    for r, values in enumerate(rows):
+        if not finite[r]:
+            continue
+        column = scratch[: len(values)]
+        np.subtract(values, lo[r], out=column)
+        column *= scale[r]
+        np.clip(column, 0, bins - 1, out=column)
+        counts[r] = np.bincount(column.astype(np.int32), minlength=bins)
     return counts
 
 
