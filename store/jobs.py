@@ -217,14 +217,18 @@ def lock_team(session: Session, *, team_id: str) -> None:
     session.execute(query)
 
 
-def reserve_queued(session: Session, *, team_id: str, max_queued: int, adding: int = 1) -> None:
-    """Raise QuotaExceeded unless the team may queue `adding` more single jobs; call it in the
-    write transaction that inserts them (it holds the team's lock until that commits). Study
-    jobs have a quota of their own (store.studies), so a study does not use this one up."""
+def reserve_queued(
+    session: Session, *, team_id: str, max_queued: int, adding: int = 1, studies: bool = False
+) -> None:
+    """Raise QuotaExceeded unless the team may queue `adding` more jobs; call it in the write
+    transaction that inserts them (it holds the team's lock until that commits). Single jobs and
+    study jobs (`studies`) have quotas of their own, so a study does not use up the other."""
     lock_team(session, team_id=team_id)
+    of_studies = orm.Job.study_id.is_not(None) if studies else orm.Job.study_id.is_(None)
     query = select(func.count()).where(orm.Job.team_id == team_id, orm.Job.status == "queued",
-                                       orm.Job.study_id.is_(None))
+                                       of_studies)
     queued = session.execute(query).scalar_one()
     if queued + adding > max_queued:
-        raise QuotaExceeded(f"the team has {queued} queued jobs and may have at most "
-                            f"{max_queued}")
+        kind = "study jobs" if studies else "jobs"
+        raise QuotaExceeded(f"the team has {queued} queued {kind}; {adding} more would pass "
+                            f"the most it may have, {max_queued}")

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from store import orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
-from store.errors import Conflict, NotFound, QuotaExceeded
-from store.jobs import _parse_time, lock_team
+from store.errors import Conflict, NotFound
+from store.jobs import _parse_time, reserve_queued
 
 MAX_PAGE = 200
 
@@ -66,7 +66,8 @@ def create_study(
         if existing is not None:
             return existing
     if max_queued is not None:
-        _check_quota(session, team_id, len(runs), max_queued)
+        reserve_queued(session, team_id=team_id, max_queued=max_queued, adding=len(runs),
+                       studies=True)
     study = orm.Study(team_id=team_id, name=name, template=template, request=json_safe(request),
                       varied=varied, variants=json_safe(variants), runs=[],
                       idempotency_key=idempotency_key, request_hash=request_hash)
@@ -102,16 +103,6 @@ def _replay(
         raise Conflict("this Idempotency-Key was used with a different request body",
                        field="Idempotency-Key")
     return CreatedStudy(_to_study(row, _counts(session, [row.id])[row.id]), [], False)
-
-
-def _check_quota(session: Session, team_id: str, new: int, max_queued: int) -> None:
-    lock_team(session, team_id=team_id)  # two studies racing cannot both take the last slots
-    query = select(func.count()).where(orm.Job.team_id == team_id, orm.Job.status == "queued",
-                                       orm.Job.study_id.is_not(None))
-    queued = session.execute(query).scalar_one()
-    if queued + new > max_queued:
-        raise QuotaExceeded(f"the team has {queued} queued study jobs; {new} more would pass "
-                            f"the most it may have, {max_queued}")
 
 
 def _to_study(row: orm.Study, counts: dict[str, int]) -> Study:

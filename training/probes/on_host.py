@@ -44,27 +44,9 @@ def _layout(sizes: tuple[int, ...]) -> _Layout:
     return _Layout(sized, starts, np.concatenate(picks), ends)
 
 
-@dataclass(frozen=True)
-class HostCapture:
-    """The probed tensors copied into one concatenation, whose segments every reduceat reads,
-    with what readout needs to know of each."""
-
-    flat: np.ndarray
-    probes: tuple[ProbeInfo, ...]
-
-
-def capture(probes: Sequence[ProbeTensor]) -> HostCapture:
-    """Copy CPU float32 tensors into one array."""
-    flat = np.concatenate([p.tensor.numpy().reshape(-1) for p in probes])
-    return HostCapture(flat, tuple(p.info() for p in probes))
-
-
-def reduce_on_host(probes: Sequence[ProbeTensor], *, bins: int, activation: str) -> Reductions:
-    return reduce_captured(capture(probes), bins=bins, activation=activation)
-
-
-def reduce_captured(captured: HostCapture, *, bins: int, activation: str) -> Reductions:
-    flat, probes = captured.flat, captured.probes
+def reduce_on_host(tensors: Sequence[ProbeTensor], *, bins: int, activation: str) -> Reductions:
+    flat = np.concatenate([p.tensor.numpy().reshape(-1) for p in tensors])
+    probes = [p.info() for p in tensors]
     grads = sum(1 for p in probes if p.kind == "gradient")
     layout = _layout(tuple(p.size for p in probes))
     arrays = [
@@ -76,7 +58,8 @@ def reduce_captured(captured: HostCapture, *, bins: int, activation: str) -> Red
     wide = flat.astype(np.float64)
     total, spread, l2 = _sums(wide, layout)
     nonzero = np.add.reduceat((flat != 0).view(np.uint8), layout.starts, dtype=np.int64)
-    moments = np.stack([total, spread, lo, hi, l2, nonzero, _unit_spreads(wide, probes)], axis=1)
+    units = _unit_spreads(wide, layout.starts, probes)
+    moments = np.stack([total, spread, lo, hi, l2, nonzero, units], axis=1)
     grad_values = flat[: layout.starts[grads]] if grads < len(arrays) else flat
     log_floor, log_values = _logs(grad_values, layout.starts[:grads])
     with np.errstate(divide="ignore"):
@@ -165,15 +148,16 @@ def _unit_index(key: _UnitKey) -> _UnitIndex:
 _cached_unit_index = functools.lru_cache(maxsize=4)(_unit_index)
 
 
-def _unit_spreads(wide: np.ndarray, probes: Sequence[ProbeInfo]) -> np.ndarray:
+def _unit_spreads(
+    wide: np.ndarray, starts: np.ndarray, probes: Sequence[ProbeInfo]
+) -> np.ndarray:
     """Per tensor, the mean over positions of the norm across units of the tensor shifted by its
     first unit (so identical units give exactly 0) and centered; on_device's _moments explains
     it. All tensors at once, in float64: one gather of the unit domain, then reduceat per group
     (sum and sum of squares give the centered norm) and per tensor (the mean)."""
-    starts = np.concatenate([[0], np.cumsum([p.size for p in probes])[:-1]]).tolist()
     key = tuple(
         (start, p.shape, p.unit_dim, p.kind == "activation")
-        for start, p in zip(starts, probes, strict=True)
+        for start, p in zip(starts.tolist(), probes, strict=True)
     )
     domain = sum(p.size for p in probes if len(p.shape) > 1)
     index = _cached_unit_index(key) if domain <= UNIT_INDEX_CACHED else _unit_index(key)
