@@ -28,14 +28,18 @@ def published_ids(broker_dir: Path) -> list[str]:
     ids = []
     messages = (broker_dir / "queue").glob("*.msg")
     for path in sorted(messages, key=lambda path: int(path.name.split("_")[0])):
-        message = json.loads(path.read_text())
-        body = message["body"]
-        if message["properties"].get("body_encoding") == "base64":
-            body = base64.b64decode(body).decode()
-        args, _kwargs, _embed = json.loads(body)
-        assert message["headers"]["task"] == "gradlab.run_job"
-        ids.extend(args)
+        ids.extend(message_job_ids(json.loads(path.read_text())))
     return ids
+
+
+def message_job_ids(message: dict[str, Any]) -> list[str]:
+    """The job ids a kombu message of gradlab.run_job carries, decoded as a worker would."""
+    body = message["body"]
+    if message["properties"].get("body_encoding") == "base64":
+        body = base64.b64decode(body).decode()
+    args, _kwargs, _embed = json.loads(body)
+    assert message["headers"]["task"] == "gradlab.run_job"
+    return list(args)
 
 
 def count_rows(database: Database, table: str) -> int:

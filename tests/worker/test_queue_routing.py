@@ -5,7 +5,6 @@ the two queues. Real database (both backends), real Redis broker, real Celery ap
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,6 +18,7 @@ from store import jobs, leases, orm, studies, teams
 from store.db import Database
 from store.settings import Settings
 from taskqueue import make_celery, queue_for
+from tests.service.support import message_job_ids
 from worker import runner, shutdown
 from worker.checkpoints import CheckpointFiles
 from worker.context import WorkerContext
@@ -58,13 +58,7 @@ def queued_ids(redis_url: str, queue: str) -> set[str]:
     client = redis.Redis.from_url(redis_url)
     ids: set[str] = set()
     for raw in client.lrange(queue, 0, -1):
-        message = json.loads(raw)
-        body = message["body"]
-        if message["properties"].get("body_encoding") == "base64":
-            body = base64.b64decode(body).decode()
-        args, _kwargs, _embed = json.loads(body)
-        assert message["headers"]["task"] == "gradlab.run_job"
-        ids.update(args)
+        ids.update(message_job_ids(json.loads(raw)))
     client.close()
     return ids
 
