@@ -9,6 +9,7 @@ httpx.Client and so can be handed to the SDK as its `http_client`.
     sdk           a gradlab_client.Client for api_key on test_client; retries sleep no time
     finish        finish(job_id, status, ...) drives a queued job to an end as a worker would
     record        record(job_id) claims a job and writes metrics, layers and snapshots
+    gradlab       gradlab(*args, key=None) runs the CLI on test_client: (exit code, stdout, stderr)
 
 There is no worker: jobs stay queued unless a test moves them through the store.
 """
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from gradlab_client import Client
+from gradlab_client.cli import main
 
 from service import create_app
 from store import leases, metrics, snapshots, teams
@@ -154,3 +156,22 @@ def record(database: Database, claim: Callable[[str], int]) -> Callable[[str], i
         return attempt
 
     return record_
+
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def gradlab(
+    test_client: TestClient, api_key: str, capsys: pytest.CaptureFixture[str]
+) -> Run:
+    """gradlab(*args) -> (exit code, stdout, stderr), as team acme on the in-process app."""
+
+    def run(*args: str, key: str | None = None) -> tuple[int, str, str]:
+        capsys.readouterr()
+        argv = ["--url", str(test_client.base_url), "--api-key", key or api_key, *args]
+        code = main(argv, http_client=test_client)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from gradlab_client._http import RetryPolicy
 from gradlab_client.cli import main
 from sqlalchemy import select
@@ -25,22 +24,6 @@ from store.db import Database
 
 Spec = dict[str, Any]
 Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def gradlab(
-    test_client: TestClient, api_key: str, capsys: pytest.CaptureFixture[str]
-) -> Run:
-    """gradlab(*args) -> (exit code, stdout, stderr), as team acme on the in-process app."""
-
-    def run(*args: str, key: str | None = None) -> tuple[int, str, str]:
-        capsys.readouterr()
-        argv = ["--url", str(test_client.base_url), "--api-key", key or api_key, *args]
-        code = main(argv, http_client=test_client)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

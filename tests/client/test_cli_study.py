@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from gradlab_client import Client, Conflict, ValidationError
 from gradlab_client._cli_study import comparison_table
-from gradlab_client.cli import main
 from gradlab_client.models import ComparisonRow, Stat, StudyComparison
 from sqlalchemy import update
 
@@ -21,18 +19,6 @@ from store.db import Database
 
 Run = Callable[..., tuple[int, str, str]]
 GRID = {"model.activation": ["relu", "tanh"]}
-
-
-@pytest.fixture
-def gradlab(test_client: TestClient, api_key: str, capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        argv = ["--url", str(test_client.base_url), "--api-key", api_key, *args]
-        code = main(argv, http_client=test_client)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def study_file(tmp_path: Path, spiral: dict[str, Any], **body: Any) -> str:

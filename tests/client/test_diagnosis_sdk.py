@@ -8,9 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from gradlab_client import Client, Diagnosis, Finding, ValidationError
-from gradlab_client.cli import main
 
 from store import findings, leases
 from store.db import Database
@@ -64,18 +62,6 @@ def test_the_sdk_submits_a_remedy(sdk: Client, diagnosed: str) -> None:
 
 
 Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def gradlab(test_client: TestClient, api_key: str, capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        argv = ["--url", str(test_client.base_url), "--api-key", api_key, *args]
-        code = main(argv, http_client=test_client)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_gradlab_diagnose_prints_each_finding_readably(gradlab: Run, diagnosed: str) -> None:
