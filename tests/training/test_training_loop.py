@@ -97,6 +97,16 @@ def test_lr_follows_the_schedule() -> None:
     assert lr[7] == pytest.approx(0.01) and lr[8] == pytest.approx(0.001)
 
 
+def test_a_constant_lr_trains_as_a_schedule_that_sets_the_same_lr_every_step() -> None:
+    """A constant schedule's lr is the optimizer's from the start and is never set again; a
+    schedule sets it every step. With the same lr either way, the training is the same."""
+    _, constant = _run({"training": {"steps": 8}})
+    unchanging = {"name": "step", "step_size": 1, "gamma": 1.0}
+    _, scheduled = _run({"schedule": unchanging, "training": {"steps": 8}})
+    assert constant.series("lr") == scheduled.series("lr") == {s: 0.01 for s in range(1, 9)}
+    assert constant.without_timing() == scheduled.without_timing()
+
+
 def test_grad_clip_reports_the_norm_before_clipping_and_bounds_the_update() -> None:
     sections = {"optimizer": {"name": "sgd", "lr": 1.0}, "training": {"steps": 1}}
     _, free = _run(sections)
