@@ -7,10 +7,10 @@ thread pool.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from celery import Celery
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gradlab_client.models import Job
 
@@ -20,6 +20,14 @@ from store import jobs, teams
 from store.db import Database
 from store.settings import Settings
 from store.teams import Team
+
+
+def idempotency_key_header(repeat: str) -> Any:
+    """The Idempotency-Key header of a create route; ``repeat`` says what a repeat does."""
+    return Header(
+        alias="Idempotency-Key", min_length=1, max_length=200,
+        description=f"Any unique string (a UUID). {repeat}",
+    )
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from training.metrics import (
     first_nonfinite_loss,
     update_ratios,
 )
-from training.optim import build_optimizer, lr_factor, penalty
+from training.optim import build_optimizer, keeps_lr, lr_factor, penalty
 from training.probes import ActivationRecorder, collect, summarize
 from training.runtime import (
     denormals_flushed,
@@ -97,9 +97,7 @@ class Trainer:
         self.ratio_names = [f"update_ratio/{layer.name}" for layer in self.layers]
         self.optimizer = build_optimizer(self.model, self.weights, spec.optimizer)
         self.lr_factor = lr_factor(spec.schedule, self.total)
-        schedule = spec.schedule
-        constant = schedule.name == "constant" and schedule.warmup_steps == 0
-        self.constant_lr = spec.optimizer.lr if constant else None
+        self.constant_lr = spec.optimizer.lr if keeps_lr(spec.schedule) else None
         seeds = stream_seeds(spec.training.seed)
         self.generators = {name: generator(seeds[name], device) for name in ("dropout", "augment")}
         self.model.set_dropout_generator(self.generators["dropout"])

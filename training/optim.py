@@ -74,6 +74,11 @@ def lr_factor(schedule: ScheduleSpec, total_steps: int) -> Callable[[int], float
     return factor
 
 
+def keeps_lr(schedule: ScheduleSpec) -> bool:
+    """Whether lr_factor is 1 at every step: no warm-up, no decay."""
+    return schedule.name == "constant" and schedule.warmup_steps == 0
+
+
 def penalty(weights: list[torch.Tensor], spec: RegularizationSpec) -> torch.Tensor | None:
     """l1 * sum|w| + l2 * sum w^2 over the weights, or None when both are 0 (no extra work)."""
     if spec.l1 == 0.0 and spec.l2 == 0.0:

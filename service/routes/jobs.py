@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from gradlab_client.models import Job, JobPage, JobStatus
 from gradlab_client.spec import JobSpec
 
-from service.deps import CurrentTeam, JobDep, ServicesDep
+from service.deps import CurrentTeam, JobDep, ServicesDep, idempotency_key_header
 from service.problems import problem_doc
 from service.strict_body import strict_json_body
 from service.submission import submit_job
@@ -18,11 +18,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_doc(401, 
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        alias="Idempotency-Key", min_length=1, max_length=200,
-        description="Any unique string (a UUID). Repeating a submit with the same key and the "
-        "same spec returns the job made the first time (status 200) instead of a second job; "
-        "the same key with a different spec is refused with 409.",
+    idempotency_key_header(
+        "Repeating a submit with the same key and the same spec returns the job made the first "
+        "time (status 200) instead of a second job; the same key with a different spec is "
+        "refused with 409."
     ),
 ]
 

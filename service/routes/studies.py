@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from gradlab_client.models import (
     COMPARE_METRICS,
     Study,
@@ -14,7 +14,7 @@ from gradlab_client.models import (
     StudyTemplate,
 )
 
-from service.deps import CurrentTeam, ServicesDep
+from service.deps import CurrentTeam, ServicesDep, idempotency_key_header
 from service.errors import InvalidSpec
 from service.problems import problem_doc
 from service.studies.submit import submit_study
@@ -27,11 +27,10 @@ FIXED_COLUMNS = ("variant", "steps_to_target", "reached_target", *COMPARE_METRIC
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        alias="Idempotency-Key", min_length=1, max_length=200,
-        description="Any unique string (a UUID). Repeating a create with the same key and the "
-        "same body returns the study made the first time (status 200) and creates no jobs; the "
-        "same key with a different body is refused with 409.",
+    idempotency_key_header(
+        "Repeating a create with the same key and the same body returns the study made the "
+        "first time (status 200) and creates no jobs; the same key with a different body is "
+        "refused with 409."
     ),
 ]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from gradlab_client.spec import JobSpec
@@ -74,3 +76,32 @@ def count_rows(database: Database) -> Callable[[str], int]:
             return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
     return count
+
+
+Together = Callable[[Callable[[], Any], int], list[Any]]
+
+
+@pytest.fixture
+def together() -> Together:
+    """Run a call on `times` threads released at once; its results, after asserting that none
+    raised (the assertion names what was raised)."""
+
+    def run(call: Callable[[], Any], times: int) -> list[Any]:
+        barrier, results, errors = threading.Barrier(times), [], []
+
+        def one() -> None:
+            barrier.wait()
+            try:
+                results.append(call())
+            except Exception as error:  # collected so that the assertion names it
+                errors.append(error)
+
+        threads = [threading.Thread(target=one) for _ in range(times)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        return results
+
+    return run

@@ -11,6 +11,7 @@ from store import jobs, leases
 from store.db import Database
 from store.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from store.teams import Team
+from tests.store.conftest import Together
 
 
 def _create(database: Database, team: Team, spec: JobSpec, **keywords: object) -> jobs.CreatedJob:
@@ -59,23 +60,12 @@ def test_keys_are_per_team(
 
 
 def test_concurrent_creates_with_one_key_make_one_row(
-    database: Database, team: Team, spec: JobSpec, count_rows: Callable[[str], int]
+    database: Database, team: Team, spec: JobSpec, count_rows: Callable[[str], int],
+    together: Together,
 ) -> None:
-    barrier, results, errors = threading.Barrier(8), [], []
-
-    def create() -> None:
-        barrier.wait()
-        try:
-            results.append(_create(database, team, spec, idempotency_key="k", request_hash="h"))
-        except Exception as error:  # collected so that the assertion names it
-            errors.append(error)
-
-    threads = [threading.Thread(target=create) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = together(
+        lambda: _create(database, team, spec, idempotency_key="k", request_hash="h"), 8
+    )
     assert len({result.job.id for result in results}) == 1
     assert sum(result.created for result in results) == 1
     assert count_rows("jobs") == 1

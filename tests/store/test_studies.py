@@ -13,6 +13,7 @@ from store import studies
 from store.db import Database
 from store.errors import Conflict
 from store.teams import Team
+from tests.store.conftest import Together
 
 
 def _create(database: Database, team: Team, spec: JobSpec, **keywords: object
@@ -49,24 +50,13 @@ def test_keys_are_per_team(
 @pytest.mark.parametrize("max_queued", [None, 100])  # with the quota, the team's lock is taken
 def test_concurrent_creates_with_one_key_make_one_study(
     database: Database, team: Team, spec: JobSpec, count_rows: Callable[[str], int],
-    max_queued: int | None,
+    max_queued: int | None, together: Together,
 ) -> None:
-    barrier, results, errors = threading.Barrier(6), [], []
-
-    def create() -> None:
-        barrier.wait()
-        try:
-            results.append(_create(database, team, spec, idempotency_key="k", request_hash="h",
-                                   max_queued=max_queued))
-        except Exception as error:  # collected so that the assertion names it
-            errors.append(error)
-
-    threads = [threading.Thread(target=create) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = together(
+        lambda: _create(database, team, spec, idempotency_key="k", request_hash="h",
+                        max_queued=max_queued),
+        6,
+    )
     assert len({result.study.id for result in results}) == 1
     assert sum(result.created for result in results) == 1
     assert (count_rows("studies"), count_rows("jobs")) == (1, 2)

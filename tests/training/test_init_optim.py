@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import torch
 from gradlab_client.shapes import DataShape
-from gradlab_client.spec import InitSpec, ModelSpec, OptimizerSpec, RegularizationSpec, ScheduleSpec
+from gradlab_client.spec import (
+    InitSpec,
+    ModelSpec,
+    OptimizerSpec,
+    RegularizationSpec,
+    ScheduleName,
+    ScheduleSpec,
+)
 from torch import nn
 
 from training.initialization import initialize, nonlinearity
 from training.model import Network, build_model
-from training.optim import build_optimizer, lr_factor, penalty
+from training.optim import build_optimizer, keeps_lr, lr_factor, penalty
 
 WIDE = DataShape("vector", (400,), 3, 10, 5)
 CONV_IMAGE = DataShape("image", (2, 6, 6), 4, 10, 5)
@@ -169,6 +176,15 @@ def test_schedules() -> None:
     cosine = _factors(name="cosine")
     assert cosine[0] == 1.0 and cosine[20] == pytest.approx(0.5) and cosine[39] < 0.01
     assert all(a >= b for a, b in itertools.pairwise(cosine))
+
+
+@pytest.mark.parametrize("name", get_args(ScheduleName))
+@pytest.mark.parametrize("warmup_steps", [0, 3])
+def test_keeps_lr_exactly_when_every_factor_is_one(name: str, warmup_steps: int) -> None:
+    """The loop skips setting the lr of a schedule that keeps it: the two must agree."""
+    schedule = {"name": name, "warmup_steps": warmup_steps, "step_size": 10}
+    expected = all(f == 1.0 for f in _factors(**schedule))
+    assert keeps_lr(ScheduleSpec(**schedule)) == expected
 
 
 def test_warmup_rises_linearly_then_the_decay_starts() -> None:
