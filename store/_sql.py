@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gradlab_contract.models import JobStatus
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ def fence(session: Session, *, job_id: str, attempt: int) -> None:
     row = session.execute(query).one_or_none()
     if row is None:
         raise NotFound(f"job {job_id} not found")
-    if row.attempt != attempt or row.status != "running":
+    if row.attempt != attempt or row.status != JobStatus.RUNNING:
         raise StaleAttempt(
             f"job {job_id} is {row.status} at attempt {row.attempt}; "
             f"attempt {attempt} is fenced out"

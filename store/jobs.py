@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from gradlab_contract.models import Job, JobPage
+from gradlab_contract.models import ACTIVE_STATUSES, Job, JobPage, JobStatus
 from gradlab_contract.spec import JobSpec
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -166,9 +166,9 @@ def _parse_time(text: str) -> datetime:
 def request_cancel(session: Session, *, team_id: str, job_id: str) -> Job:
     """Cancel a queued job now, flag a running one, leave a finished one as it is."""
     row = _team_row(session, team_id, job_id, lock=True)
-    if row.status == "queued":
-        row.status, row.cancel_requested, row.finished_at = "cancelled", True, orm.utcnow()
-    elif row.status == "running":
+    if row.status == JobStatus.QUEUED:
+        row.status, row.cancel_requested, row.finished_at = JobStatus.CANCELLED, True, orm.utcnow()
+    elif row.status == JobStatus.RUNNING:
         row.cancel_requested = True
     session.flush()
     return _to_job(row)
@@ -177,7 +177,7 @@ def request_cancel(session: Session, *, team_id: str, job_id: str) -> Job:
 def count_by_status(session: Session) -> dict[str, int]:
     """Jobs per status over all teams (for /metrics); every status is present."""
     query = select(orm.Job.status, func.count()).group_by(orm.Job.status)
-    counts = {status: 0 for status in orm.JOB_STATUSES}
+    counts: dict[str, int] = dict.fromkeys(JobStatus, 0)
     counts.update({status: count for status, count in session.execute(query)})
     return counts
 
@@ -187,7 +187,7 @@ def oldest_queued_created_at(session: Session) -> datetime | None:
 
     created_at, not enqueued_at: the reconciler renews enqueued_at each time it re-sends an id,
     which would hide how long the job has really waited."""
-    query = select(func.min(orm.Job.created_at)).where(orm.Job.status == "queued")
+    query = select(func.min(orm.Job.created_at)).where(orm.Job.status == JobStatus.QUEUED)
     return session.execute(query).scalar_one_or_none()
 
 
@@ -195,11 +195,12 @@ def team_counts(session: Session, *, team_id: str) -> TeamCounts:
     """The team's queued and running jobs, for its quotas."""
     query = (
         select(orm.Job.status, func.count())
-        .where(orm.Job.team_id == team_id, orm.Job.status.in_(("queued", "running")))
+        .where(orm.Job.team_id == team_id, orm.Job.status.in_(ACTIVE_STATUSES))
         .group_by(orm.Job.status)
     )
     counts = dict(session.execute(query).all())
-    return TeamCounts(queued=counts.get("queued", 0), running=counts.get("running", 0))
+    return TeamCounts(queued=counts.get(JobStatus.QUEUED, 0),
+                      running=counts.get(JobStatus.RUNNING, 0))
 
 
 def lock_team(session: Session, *, team_id: str) -> None:
@@ -225,8 +226,8 @@ def reserve_queued(
     study jobs (`studies`) have quotas of their own, so a study does not use up the other."""
     lock_team(session, team_id=team_id)
     of_studies = orm.Job.study_id.is_not(None) if studies else orm.Job.study_id.is_(None)
-    query = select(func.count()).where(orm.Job.team_id == team_id, orm.Job.status == "queued",
-                                       of_studies)
+    query = select(func.count()).where(orm.Job.team_id == team_id,
+                                       orm.Job.status == JobStatus.QUEUED, of_studies)
     queued = session.execute(query).scalar_one()
     if queued + adding > max_queued:
         kind = "study jobs" if studies else "jobs"

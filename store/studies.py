@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from gradlab_contract.models import Study, StudyPage
+from gradlab_contract.models import JobStatus, Study, StudyPage
 from gradlab_contract.spec import JobSpec
 from sqlalchemy import ColumnElement, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -88,7 +88,8 @@ def create_study(
     study.runs = [{"job_id": job.id, "variant": run.variant, "seed": run.seed}
                   for job, run in zip(jobs, runs, strict=True)]
     session.flush()
-    return CreatedStudy(_to_study(study, {"queued": len(jobs)}), [job.id for job in jobs], True)
+    return CreatedStudy(_to_study(study, {JobStatus.QUEUED: len(jobs)}),
+                        [job.id for job in jobs], True)
 
 
 def _replay(
@@ -164,10 +165,10 @@ def cancel_study(session: Session, *, team_id: str, study_id: str) -> Study:
     """Cancel the queued jobs now and flag the running ones (their workers stop them)."""
     row = _team_row(session, team_id, study_id)
     mine = (orm.Job.study_id == row.id, orm.Job.team_id == team_id)
-    session.execute(update(orm.Job).where(*mine, orm.Job.status == "queued")
-                    .values(status="cancelled", cancel_requested=True,
+    session.execute(update(orm.Job).where(*mine, orm.Job.status == JobStatus.QUEUED)
+                    .values(status=JobStatus.CANCELLED, cancel_requested=True,
                             finished_at=orm.utcnow()))
-    session.execute(update(orm.Job).where(*mine, orm.Job.status == "running")
+    session.execute(update(orm.Job).where(*mine, orm.Job.status == JobStatus.RUNNING)
                     .values(cancel_requested=True))
     session.flush()
     return _to_study(row, _counts(session, [row.id])[row.id])

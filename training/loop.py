@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from gradlab_contract.models import Layer, Snapshot
 from gradlab_contract.shapes import total_steps
 from gradlab_contract.spec import JobSpec
 
@@ -45,7 +46,7 @@ from training.runtime import (
     seeded_model,
     stream_seeds,
 )
-from training.types import LayerInfo, RunResult, RunStatus, Snapshot, TrainingCallbacks
+from training.types import RunResult, RunStatus, TrainingCallbacks
 
 
 def train(
@@ -279,10 +280,11 @@ class Trainer:
         summary = dict(self.summary.values)
         return RunResult(status, steps_done, self.total, str(self.device), summary, reason)
 
-    def layer_infos(self) -> list[LayerInfo]:
+    def layer_infos(self) -> list[Layer]:
         return [
-            LayerInfo(
-                layer.name, layer.type, list(layer.weight.shape), layer.parameters, layer.depth
+            Layer(
+                name=layer.name, type=layer.type, shape=list(layer.weight.shape),
+                parameters=layer.parameters, depth=layer.depth,
             )
             for layer in self.layers
         ]

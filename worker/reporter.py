@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from training.types import LayerInfo, Snapshot, TrainingCallbacks
+from gradlab_contract.models import Layer, Snapshot
+
+from training.types import TrainingCallbacks
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ class TransientStoreError(Exception):
 class JobSink(Protocol):
     """The store writes of one (job, attempt); each is fenced by the attempt number."""
 
-    def write_layers(self, layers: list[LayerInfo]) -> None: ...
+    def write_layers(self, layers: list[Layer]) -> None: ...
     def write_metrics(self, rows: list[tuple[int, str, float]]) -> None: ...
     def write_snapshots(self, snapshots: list[Snapshot]) -> None: ...
     def record_checkpoint(self, step: int) -> None: ...
@@ -44,7 +46,7 @@ class TrainingObserver(Protocol):
     """Sees what the loop reports, beside the store writes (the live diagnosis). Called on the
     loop's thread; an observer that raises is logged and training goes on."""
 
-    def on_layers(self, layers: list[LayerInfo]) -> None: ...
+    def on_layers(self, layers: list[Layer]) -> None: ...
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
     def on_snapshots(self, step: int, snapshots: list[Snapshot]) -> None: ...
 
@@ -81,7 +83,7 @@ class Reporter:
         # How long a checkpoint's flush and the final flush keep trying through an outage.
         self._retry_seconds = retry_seconds
         self._buffer = _Buffer()
-        self._layers: list[LayerInfo] | None = None  # written with the next flush if refused
+        self._layers: list[Layer] | None = None  # written with the next flush if refused
         self._lock = threading.Lock()  # the buffer is filled by the loop, flushed by either thread
         self._last_flush = time.monotonic()
         self._step = 0
@@ -127,7 +129,7 @@ class Reporter:
 
     # -- training callbacks (the loop's thread) --------------------------------------------------
 
-    def _on_layers(self, layers: list[LayerInfo]) -> None:
+    def _on_layers(self, layers: list[Layer]) -> None:
         self._notify(lambda observer: observer.on_layers(layers))
         with self._lock:
             self._layers = layers
