@@ -60,7 +60,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 # listed here may use any library their distribution declares; the import check below keeps the
 # heavy ones out of them.
 LIBRARIES: dict[str, tuple[set[str], set[str]]] = {
-    "gradlab_contract": ({"pydantic", "pydantic_core"}, set()),
+    "gradlab_contract": ({"pydantic", "pydantic_core", "tenacity"}, set()),
     # pydantic is the contract's own library (its validation errors); the data-set generators
     # and YAML specs are loaded only by the data set or the CLI that needs them.
     "training": ({"torch", "numpy", "pydantic"}, {"mnist1d", "sklearn", "yaml"}),

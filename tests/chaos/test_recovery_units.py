@@ -300,7 +300,7 @@ def test_the_ending_of_a_stopped_job_depends_on_why_it_stopped(clean_shutdown: N
     timed_out = threading.Event()
     assert runner._ending(stopped, reporter, timed_out).status == "failed"
     shutdown.request("the worker is shutting down")
-    assert runner._ending(stopped, reporter, timed_out).status == runner.RELEASED
+    assert runner._ending(stopped, reporter, timed_out).status == runner.Outcome.RELEASED
     timed_out.set()
     assert runner._ending(stopped, reporter, timed_out).error.startswith("timeout")  # type: ignore[union-attr]
     reporter.cancel_requested = True
