@@ -15,12 +15,12 @@ from typing import NamedTuple
 from gradlab_contract.models import ACTIVE_STATUSES, Job, JobPage, JobStatus
 from gradlab_contract.spec import JobSpec
 from sqlalchemy import ColumnElement, func, select, tuple_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
-from store.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from store._sql import cancel_jobs, find_replay, insert_once
+from store.errors import InvalidInput, NotFound, QuotaExceeded
 
 MAX_PAGE = 500
 
@@ -69,9 +69,10 @@ def create_job(
     last slot (see reserve_queued).
     """
     if idempotency_key is not None:
-        existing = _replay(session, team_id, idempotency_key, request_hash)
+        existing = find_replay(session, orm.Job, team_id=team_id, key=idempotency_key,
+                               request_hash=request_hash)
         if existing is not None:
-            return CreatedJob(existing, created=False)
+            return CreatedJob(_to_job(existing), created=False)
     if max_queued is not None:
         reserve_queued(session, team_id=team_id, max_queued=max_queued)
     if parent_id is not None:
@@ -81,29 +82,8 @@ def create_job(
         total_steps=total_steps, idempotency_key=idempotency_key, request_hash=request_hash,
         parent_id=parent_id,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        replayed = _replay(session, team_id, idempotency_key, request_hash)
-        if replayed is None:
-            raise
-        return CreatedJob(replayed, created=False)
-    return CreatedJob(_to_job(row), created=True)
-
-
-def _replay(session: Session, team_id: str, key: str, request_hash: str | None) -> Job | None:
-    query = select(orm.Job).where(orm.Job.team_id == team_id, orm.Job.idempotency_key == key)
-    row = session.scalars(query).one_or_none()
-    if row is None:
-        return None
-    if row.request_hash != request_hash:
-        raise Conflict(
-            "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
-        )
-    return _to_job(row)
+    stored = insert_once(session, row)
+    return CreatedJob(_to_job(stored), created=stored is row)
 
 
 def get_job(session: Session, *, team_id: str, job_id: str) -> Job:
@@ -166,11 +146,8 @@ def _parse_time(text: str) -> datetime:
 def request_cancel(session: Session, *, team_id: str, job_id: str) -> Job:
     """Cancel a queued job now, flag a running one, leave a finished one as it is."""
     row = _team_row(session, team_id, job_id, lock=True)
-    if row.status == JobStatus.QUEUED:
-        row.status, row.cancel_requested, row.finished_at = JobStatus.CANCELLED, True, orm.utcnow()
-    elif row.status == JobStatus.RUNNING:
-        row.cancel_requested = True
-    session.flush()
+    cancel_jobs(session, orm.Job.id == row.id)
+    session.refresh(row)
     return _to_job(row)
 
 

@@ -20,7 +20,7 @@ from store import datasets, leases, metrics
 from store.db import Database
 from store.errors import NotFound, QuotaExceeded, StaleAttempt, Unavailable
 from store.leases import JobState
-from taskqueue import publish_job
+from taskqueue import publish_or_reconcile
 from training import train
 from training.runtime import resolve_device
 from training.types import RunResult
@@ -91,7 +91,7 @@ def _claim_and_run(ctx: WorkerContext, job_id: str) -> JobStatus | Outcome:
     if shutdown.requested():
         # This process is stopping, and the message is already acknowledged: send it again
         # for another worker rather than leave the job to the reconciler's longer wait.
-        _publish(ctx, state)
+        publish_or_reconcile(ctx.celery, ctx.settings, state.id, study_id=state.study_id)
         log.info("job %s handed back to the broker: %s", job_id, shutdown.reason())
         return Outcome.DEFERRED
     device = device_name(state.spec.training.device)
@@ -330,16 +330,9 @@ def _release(
         return JobStatus(status)
     log.warning("job %s attempt %d released after step %s (%s)", job_id, attempt, ending.steps,
                 ending.error)
-    _publish(ctx, state)
+    publish_or_reconcile(ctx.celery, ctx.settings, state.id, study_id=state.study_id)
     return Outcome.RELEASED
 
-
-def _publish(ctx: WorkerContext, state: JobState) -> None:
-    try:
-        publish_job(ctx.celery, ctx.settings, state.id, study_id=state.study_id)
-    except Exception:  # the job is queued in the database: the reconciler sends it later
-        log.warning("could not send job %s to the broker; the reconciler will", state.id,
-                    exc_info=True)
 
 
 def _retrying(seconds: float, action: Callable[[], T]) -> T:
