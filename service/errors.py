@@ -1,7 +1,7 @@
 """Errors the service raises itself, beside the store's domain errors (store.errors).
 
 Both carry a stable ``code`` and an HTTP status, and both become problem details in
-service.problems; routes raise, they never build error responses::
+service.http.problems; routes raise, they never build error responses::
 
     ApiError                 base
     ├── Unauthorized    401  unauthorized      no key, or a key that matches no team

@@ -93,7 +93,7 @@ LOADED: dict[str, tuple[list[str], list[str]]] = {
         ["torch", "gradlab_client", *WEB_AND_DB, "store", "service", "worker", "training"],
     ),
     "store": (
-        ["store.jobs", "store.leases", "store.metrics", "store.snapshots", "store.migrate"],
+        ["store.jobs", "store.leases", "store.series", "store.snapshots", "store.migrate"],
         ["torch", "fastapi", "celery", "httpx", "gradlab_client", "training", "service", "worker",
          "taskqueue", "diagnosis"],
     ),

@@ -29,14 +29,6 @@ from training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from training.data import Dataset, load_dataset
 from training.evaluate import evaluate
 from training.gradients import FlatGradients, clip_gradients, gradient_norm
-from training.metrics import (
-    FLUSH_SECONDS,
-    FLUSH_STEPS,
-    MetricBuffer,
-    SummaryTracker,
-    first_nonfinite_loss,
-    update_ratios,
-)
 from training.optim import build_optimizer, keeps_lr, lr_factor, penalty
 from training.probes import ActivationRecorder, collect, summarize
 from training.runtime import (
@@ -45,6 +37,14 @@ from training.runtime import (
     resolve_device,
     seeded_model,
     stream_seeds,
+)
+from training.step_metrics import (
+    FLUSH_SECONDS,
+    FLUSH_STEPS,
+    MetricBuffer,
+    SummaryTracker,
+    first_nonfinite_loss,
+    update_ratios,
 )
 from training.types import RunResult, RunStatus, TrainingCallbacks
 

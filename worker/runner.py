@@ -16,7 +16,7 @@ from typing import TypeVar
 from gradlab_contract.models import JobStatus
 from gradlab_contract.retry import retrying
 
-from store import datasets, leases, metrics
+from store import datasets, leases, series
 from store.db import Database
 from store.errors import NotFound, QuotaExceeded, StaleAttempt, Unavailable
 from store.leases import JobState
@@ -129,7 +129,7 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
              f"resuming after step {resume_step}" if resume_step is not None else "from step 0")
     with ctx.database.transaction() as session:
         # Rows past the checkpoint (or all rows, when starting over) are trained again.
-        metrics.truncate_after(
+        series.truncate_after(
             session,
             job_id=state.id,
             attempt=attempt,

@@ -14,7 +14,7 @@ from typing import TypeVar
 from gradlab_contract.models import Layer, Snapshot
 from sqlalchemy.orm import Session
 
-from store import leases, metrics, snapshots
+from store import leases, series, snapshots
 from store.db import Database
 from store.errors import NotFound, StaleAttempt, Unavailable
 from worker.reporter import AttemptFenced, TransientStoreError
@@ -55,7 +55,7 @@ class StoreSink:
 
     def write_metrics(self, rows: list[tuple[int, str, float]]) -> None:
         self._write(
-            lambda s: metrics.write_metrics(
+            lambda s: series.write_metrics(
                 s, job_id=self._job_id, attempt=self._attempt, rows=rows
             )
         )

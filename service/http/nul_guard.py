@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ApiError
-from service.problems import problem_response
+from service.http.problems import problem_response
 
 ESCAPE = b"\\u0000"
 DETAIL = "the {where} holds a NUL character, which no field accepts"

@@ -169,8 +169,9 @@ def problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def document_common_problems(openapi: dict[str, Any]) -> dict[str, Any]:
     """Declare the problems that do not depend on a route, on every operation they apply to,
     so that routes added later are documented too:
-    - an operation that needs a key may answer 401 and 429 (service.ratelimit);
-    - an operation with a body may answer 413 (service.body_limit) and 422 (an unparsable body);
+    - an operation that needs a key may answer 401 and 429 (service.http.ratelimit);
+    - an operation with a body may answer 413 (service.http.body_limit) and 422 (an unparsable
+      body);
     - FastAPI's own 422 schema (HTTPValidationError) is replaced: validation errors are problems.
     """
     problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}

@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge
-from service.problems import problem_response
+from service.http.problems import problem_response
 
 
 @dataclass(frozen=True)
