@@ -9,11 +9,11 @@ or small dataclasses, never ORM rows. The store imports neither torch, nor HTTP,
 from store.db import Database, make_engine
 from store.errors import (
     Conflict,
+    DomainError,
     InvalidInput,
     NotFound,
     QuotaExceeded,
     StaleAttempt,
-    StoreError,
     Unavailable,
 )
 from store.settings import Settings
@@ -21,12 +21,12 @@ from store.settings import Settings
 __all__ = [
     "Conflict",
     "Database",
+    "DomainError",
     "InvalidInput",
     "NotFound",
     "QuotaExceeded",
     "Settings",
     "StaleAttempt",
-    "StoreError",
     "Unavailable",
     "make_engine",
 ]

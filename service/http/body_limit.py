@@ -27,7 +27,7 @@ class Limit:
 
 class BodyTooLarge(PayloadTooLarge, HTTPException):
     """Raised from `receive` while FastAPI parses the body: as an HTTPException it passes
-    FastAPI's body parsing unchanged (other errors become a 400 there); as an ApiError it is
+    FastAPI's body parsing unchanged (other errors become a 400 there); as a DomainError it is
     rendered by the one domain error handler."""
 
     def __init__(self, limit: Limit) -> None:
