@@ -305,6 +305,16 @@ def _count_layers(layers: list[Any], nesting: int, loc: tuple[str | int, ...]) -
     return total
 
 
+def _activation_names(layers: list[Any], default: str) -> list[str]:
+    names = []
+    for layer in layers:
+        if isinstance(layer, ActivationLayer):
+            names.append(layer.name or default)
+        elif isinstance(layer, ResidualLayer):
+            names.extend(_activation_names(layer.layers, default))
+    return names
+
+
 def _check_architecture(model: ModelSpec) -> None:
     """The resnet and sequential kinds' own fields, and the shared ones they do not take."""
     kind = model.kind
@@ -349,6 +359,12 @@ class ModelSpec(_Strict):
     @property
     def resnet_spec(self) -> ResNetSpec:
         return self.resnet if self.resnet is not None else ResNetSpec()
+
+    def activations(self) -> frozenset[str]:
+        """The activation functions the network uses (a sequential model's may be several)."""
+        if self.kind != "sequential" or self.layers is None:
+            return frozenset({self.activation})
+        return frozenset(_activation_names(self.layers, self.activation))
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:

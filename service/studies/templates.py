@@ -58,6 +58,23 @@ _AUGMENTATION = {
     "grid": {"data.augment": [{}, {"shift": 4, "noise_std": 0.1}]},
 }
 
+# He et al. (2016): a plain deep network trains worse than a shallower one; the same depth with
+# identity shortcuts does not. A residual MLP on MNIST-1D (flat, no normalization, ReLU with
+# PyTorch's default init, width 64), plain (shortcut none) or residual, 2 or 10 blocks (6 or 22
+# weighted layers). Measured on this CPU (seed 0, 1000 steps): 2 blocks ~0.51 plain and ~0.57
+# residual; 10 blocks plain stays at chance (~0.09: its first layer's gradient is ~1e-9 of the
+# output layer's, which the diagnosis names as vanishing gradients) while residual reaches
+# ~0.57. 600 steps keep the four jobs CPU-sized.
+_DEPTHS = [[{"channels": 64, "blocks": 2}], [{"channels": 64, "blocks": 10}]]
+_RESIDUAL_VS_PLAIN = {
+    "name": "residual vs plain",
+    "base": _base({"dataset": "mnist1d"},
+                  {"kind": "resnet", "resnet": {"flat": True, "norm": "none", "stem_channels": 64,
+                                                "stages": _DEPTHS[0]}},
+                  {"name": "adam", "lr": 0.001}, steps=600),
+    "grid": {"model.resnet.stages": _DEPTHS, "model.resnet.shortcut": ["none", "identity"]},
+}
+
 TEMPLATES: dict[str, tuple[str, dict[str, Any]]] = {
     "init_x_activation": ("zeros / normal 0.01 / xavier / kaiming init x sigmoid / tanh / relu "
                           "on a 6-layer MLP (digits)", _INIT_X_ACTIVATION),
@@ -68,6 +85,9 @@ TEMPLATES: dict[str, tuple[str, dict[str, Any]]] = {
                         "chance, with it lr 2.0 trains best", _BATCH_NORM_X_LR),
     "augmentation_small_data": ("no augmentation vs shift + noise on 300 MNIST-1D sequences",
                                 _AUGMENTATION),
+    "residual_vs_plain": ("plain vs residual MLP at 2 and 10 blocks (MNIST-1D): the plain deep "
+                          "net's gradients vanish and it stays at chance, the residual one "
+                          "trains", _RESIDUAL_VS_PLAIN),
 }
 
 
