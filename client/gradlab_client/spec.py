@@ -179,7 +179,10 @@ DEFAULT_HIDDEN = [64, 64]  # model.hidden's default, which resnet and sequential
 class ResNetStage(_Strict):
     channels: int = Field(ge=1, le=1024, description="channels (features, when flat) per block")
     blocks: int = Field(2, ge=1, le=64, description="basic blocks: two weighted layers each")
-    stride: int = Field(1, ge=1, le=4, description="stride of the stage's first block (conv)")
+    stride: int = Field(
+        1, ge=1, le=4, description="stride of the stage's first block (conv; a flat resnet has "
+        "no positions and ignores it)"
+    )
 
 
 def _default_stages() -> list[ResNetStage]:
@@ -216,11 +219,6 @@ class ResNetSpec(_Strict):
         if self.zero_init_residual and self.shortcut == "none":
             raise _field_error(("zero_init_residual",), "a block without a shortcut that starts "
                                "at 0 passes nothing on: it needs shortcut identity or projection")
-        if self.flat:
-            for index, stage in enumerate(self.stages):
-                if stage.stride != 1:
-                    raise _field_error(("stages", index, "stride"),
-                                       "a flat (MLP) resnet has no positions to stride over")
         if self.norm == "group":
             widths = [("stem_channels", self.stem_channels)] + [
                 (f"stages.{i}.channels", stage.channels) for i, stage in enumerate(self.stages)

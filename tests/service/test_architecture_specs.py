@@ -41,8 +41,6 @@ CONV = {"type": "conv", "channels": 8}
         ({"kind": "resnet", "activation": "maxout"}, "model.activation", "residual sum"),
         ({"kind": "resnet", "resnet": {"norm": "group", "groups": 5}},
          "model.resnet.stem_channels", "divide"),
-        ({"kind": "resnet", "resnet": {"flat": True, "stages": [{"channels": 8, "stride": 2}]}},
-         "model.resnet.stages.0.stride", "flat"),
         ({"kind": "resnet", "resnet": {"kernel": 4}}, "model.resnet.kernel", "odd"),
         ({"kind": "resnet", "resnet": {"shortcut": "none", "zero_init_residual": True}},
          "model.resnet.zero_init_residual", "shortcut"),
