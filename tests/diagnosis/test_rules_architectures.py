@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import DEFAULT, LayerRecord, SnapshotRecord
 from diagnosis.remedy import apply_remedies

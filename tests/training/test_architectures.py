@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import torch
-from gradlab_client.shapes import DataShape, plan_layers
-from gradlab_client.spec import InitSpec, JobSpec, ModelSpec
+from gradlab_contract.shapes import DataShape, plan_layers
+from gradlab_contract.spec import InitSpec, JobSpec, ModelSpec
 from torch import nn
 
 from training.initialization import initialize

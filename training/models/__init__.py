@@ -7,8 +7,8 @@ see only their ``layers()``.
 
 from __future__ import annotations
 
-from gradlab_client.shapes import DataShape
-from gradlab_client.spec import ModelSpec
+from gradlab_contract.shapes import DataShape
+from gradlab_contract.spec import ModelSpec
 
 from training.model import ProbedNetwork, build_model
 from training.models.resnet import build_resnet

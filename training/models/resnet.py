@@ -4,7 +4,7 @@ A basic block is ``layer1 -> norm -> act1 -> layer2 -> norm -> (+ shortcut) -> a
 are convolutions over the data's 1 or 2 spatial dims, or linear layers when the resnet is flat (a
 residual MLP; vector data is always flat). ``shortcut: none`` builds the same blocks without the
 sum: the plain network of the paper's comparison. Built from the walk that
-gradlab_client.architectures plans, so names, shapes and parameter counts are the plan's.
+gradlab_contract.architectures plans, so names, shapes and parameter counts are the plan's.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 
 import torch
-from gradlab_client.architectures import Block, plan_resnet, resnet_blocks, resnet_dims
-from gradlab_client.shapes import DataShape
-from gradlab_client.spec import ModelSpec, ResNetSpec
+from gradlab_contract.architectures import Block, plan_resnet, resnet_blocks, resnet_dims
+from gradlab_contract.shapes import DataShape
+from gradlab_contract.spec import ModelSpec, ResNetSpec
 from torch import nn
 
 from training.model import ProbedLayer, ProbedNetwork, SeededDropout, make_activation

@@ -1,6 +1,6 @@
 """model.kind 'sequential': the layers of model.layers in order, then flatten and the output layer.
 
-Built from gradlab_client.architectures.walk_sequential, which gives every layer the shape it
+Built from gradlab_contract.architectures.walk_sequential, which gives every layer the shape it
 reads, so the modules are sized as the service's estimate sized them (and a shape the layers
 cannot take was refused at submit, naming the layer). A weighted layer's probed activation is the
 first activation after it and before the next weighted layer, wherever that activation sits (after
@@ -10,9 +10,9 @@ a residual sum, for the last layer of a residual body).
 from __future__ import annotations
 
 import torch
-from gradlab_client.architectures import Step, flat_steps, plan_sequential, walk_sequential
-from gradlab_client.shapes import DataShape
-from gradlab_client.spec import (
+from gradlab_contract.architectures import Step, flat_steps, plan_sequential, walk_sequential
+from gradlab_contract.shapes import DataShape
+from gradlab_contract.spec import (
     ActivationLayer,
     ConvLayer,
     DropoutLayer,

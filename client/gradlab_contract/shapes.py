@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from gradlab_client.architectures import plan_resnet, plan_sequential
-from gradlab_client.spec import AugmentSpec, DataSpec, JobSpec, ModelSpec
+from gradlab_contract.architectures import plan_resnet, plan_sequential
+from gradlab_contract.spec import AugmentSpec, DataSpec, JobSpec, ModelSpec
 
 DataKind = Literal["vector", "sequence", "image", "categorical"]
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gradlab_client.spec import (
+from gradlab_contract.spec import (
     ActivationLayer,
     ConvLayer,
     FlattenLayer,
@@ -34,7 +34,7 @@ from gradlab_client.spec import (
 )
 
 if TYPE_CHECKING:
-    from gradlab_client.shapes import DataShape, LayerPlan
+    from gradlab_contract.shapes import DataShape, LayerPlan
 
 Shape = tuple[int, ...]
 NORMALIZERS = ("batch_norm", "layer_norm", "group_norm")
@@ -82,7 +82,7 @@ def resnet_blocks(resnet: ResNetSpec, shape: DataShape) -> list[Block]:
 
 
 def plan_resnet(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
-    from gradlab_client.shapes import LayerPlan
+    from gradlab_contract.shapes import LayerPlan
 
     resnet = model.resnet_spec
     dims = resnet_dims(resnet, shape)
@@ -225,7 +225,7 @@ def plan_sequential(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
     """The weighted layers in order, then ``out``. A layer's parameters include those of the
     norms and PReLUs after it (before the next weighted layer); any before the first weighted
     layer count with it. A layer is hidden when an activation follows it before the next one."""
-    from gradlab_client.shapes import LayerPlan
+    from gradlab_contract.shapes import LayerPlan
 
     assert model.layers is not None
     steps = walk_sequential(model.layers, shape.input_shape, activation=model.activation)
@@ -256,7 +256,7 @@ def plan_sequential(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
 
 
 def _weighted_plan(step: Step, depth: int) -> LayerPlan:
-    from gradlab_client.shapes import LayerPlan
+    from gradlab_contract.shapes import LayerPlan
 
     layer = step.layer
     c_in = step.in_shape[0]
