@@ -1,101 +1,95 @@
-"""Per-step metric series: fenced, idempotent batch writes, and spike-keeping reads.
+"""Per-step metric series: fenced, idempotent batch writes, and shape-keeping reads.
 
-A long series is downsampled in the database: the step range is cut into (max_points - 2) // 2
-equal buckets and each bucket keeps its lowest and its highest point, so a one-step spike
-survives any zoom level (averaging or striding would hide it). The first and last points are kept
-too: a live chart must end at the latest value. A non-finite value (stored as NULL) counts as the
-highest point of its bucket: a divergence is the spike that matters most.
+The points live in chunks (store/series): one row per job, name and block of steps. The
+guarantees of one row per point stay: one value per (job, name, step); a replayed batch changes
+nothing (a point is overwritten only by a newer attempt); truncate_after removes what a resumed
+attempt will write again; every write is fenced by (job id, attempt).
+
+A series longer than max_points is downsampled with MinMaxLTTB, keeping its ends, its extremes
+and its first non-finite point (store/series/downsample.py). A long series is downsampled from
+the chunks' summaries (each chunk's lowest, highest and first non-finite point), so the read
+costs O(max_points) rows whatever the series' length; only the two end chunks are opened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 from gradlab_client.models import MetricSeries
-from sqlalchemy import ColumnElement, and_, delete, func, select, text
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from store import orm
-from store._codec import finite_or_none
-from store._sql import dialect_of, fence, upsert_newer_attempt
+from store._sql import fence
 from store.errors import InvalidInput
+from store.series import chunks
+from store.series.codec import CHUNK_STEPS, Block, Summary, from_points, merge
+from store.series.downsample import keep_shape
 
 MetricRow = tuple[int, str, float]  # (step, name, value)
-MIN_POINTS = 4  # one bucket's low and high, and the two ends
-
-_SERIES = "job_id = :job_id AND name = :name AND step BETWEEN :first AND :last"
-_BUCKET = "CAST(step - :first AS BIGINT) * :buckets / :span"
-# One pass, no sort: PostgreSQL compares arrays element by element, so min(ARRAY[value, step])
-# is the lowest point of a bucket with its step. NULL (non-finite) becomes +Infinity for the
-# max, and an array holding NULL sorts above every finite one for the min.
-_PG_BUCKETS = text(
-    f"""
-    SELECT min(ARRAY[value, step]), max(ARRAY[coalesce(value, 'Infinity'::float8), step]),
-           count(*)
-    FROM metrics WHERE {_SERIES} GROUP BY {_BUCKET}
-    """
-)
-# SQLite takes a bare column (step) from the row that holds the min() or max() of a group.
-_SQLITE_BUCKETS = text(
-    f"""
-    SELECT step, min(value), count(*) FROM metrics WHERE {_SERIES} GROUP BY {_BUCKET}
-    UNION ALL
-    SELECT step, max(coalesce(value, 9e999)), 0 FROM metrics WHERE {_SERIES} GROUP BY {_BUCKET}
-    """
-)
+MIN_POINTS = 4  # both ends, the lowest and the highest point
+FIRST_STEP, LAST_STEP = -(2**31), 2**31 - 1
+# Up to this many points per point asked for, a series is read whole and downsampled in memory
+# (MinMaxLTTB's own pre-selection ratio); beyond, from the chunks' summaries.
+_WHOLE_RATIO = 4
 
 
 def write_metrics(
     session: Session, *, job_id: str, attempt: int, rows: Iterable[MetricRow]
 ) -> int:
-    """Store a batch of (step, name, value) for the job's current attempt; return rows sent.
+    """Store a batch of (step, name, value) for the job's current attempt; return points sent.
 
     Fenced: raises StaleAttempt (writing nothing) unless `attempt` is current and running.
-    A replayed batch adds nothing; non-finite values are stored as NULL.
+    A replayed batch changes nothing; non-finite values are stored as NaN and read as None.
+    Within a batch, the last value sent for a step wins.
     """
     fence(session, job_id=job_id, attempt=attempt)
-    # One row per key: PostgreSQL refuses to touch a row twice in one INSERT .. ON CONFLICT.
-    latest = {(name, step): value for step, name, value in rows}
-    payload = [
-        {"job_id": job_id, "name": name, "step": step, "value": finite_or_none(value),
-         "attempt": attempt}
-        for (name, step), value in latest.items()
-    ]
-    upsert_newer_attempt(session, orm.Metric, payload, ("job_id", "name", "step"))
-    return len(payload)
+    by_name: dict[str, dict[int, float]] = {}
+    for step, name, value in rows:
+        by_name.setdefault(name, {})[step] = value
+    for name, points in by_name.items():
+        _write_series(session, job_id, name, attempt, points)
+    return sum(len(points) for points in by_name.values())
+
+
+def _write_series(
+    session: Session, job_id: str, name: str, attempt: int, points: dict[int, float]
+) -> None:
+    steps = np.fromiter(points.keys(), np.int64, len(points))
+    values = np.fromiter(points.values(), np.float64, len(points))
+    new = from_points(steps, values, attempt)
+    owners = new.steps // CHUNK_STEPS
+    bounds = np.flatnonzero(np.diff(owners)) + 1
+    incoming = {int(owners[start]): new.take(slice(start, end))  # type: ignore[arg-type]
+                for start, end in zip([0, *bounds], [*bounds, len(owners)], strict=True)}
+    stored = chunks.load(session, job_id=job_id, name=name, chunks=incoming, lock=True)
+    merged = {chunk: merge(stored[chunk], block) if chunk in stored else block
+              for chunk, block in incoming.items()}
+    chunks.save(session, job_id=job_id, name=name, attempt=attempt, blocks=merged)
 
 
 def truncate_after(session: Session, *, job_id: str, attempt: int, step: int) -> None:
     """Delete metrics and snapshots past `step`: a retry resuming from its checkpoint at `step`
     will record them again (fenced by the new attempt)."""
     fence(session, job_id=job_id, attempt=attempt)
-    for model in (orm.Metric, orm.Snapshot):
-        session.execute(
-            delete(model).where(model.job_id == job_id, model.step > step),
-            execution_options={"synchronize_session": False},
-        )
+    by_name: dict[str, list[int]] = {}
+    for name, chunk in chunks.after(session, job_id=job_id, step=step):
+        by_name.setdefault(name, []).append(chunk)
+    for name, cut in by_name.items():
+        blocks = chunks.load(session, job_id=job_id, name=name, chunks=cut)
+        kept = {chunk: block.take(block.steps <= step) for chunk, block in blocks.items()}
+        chunks.save(session, job_id=job_id, name=name, attempt=attempt, blocks=kept)
+    session.execute(
+        delete(orm.Snapshot).where(orm.Snapshot.job_id == job_id, orm.Snapshot.step > step),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def metric_names(session: Session, *, job_id: str) -> list[str]:
-    """The job's metric names, sorted.
-
-    A loose index scan (one index probe per name) rather than DISTINCT, which would read every
-    row of every series.
-    """
-    names = text(
-        """
-        WITH RECURSIVE names(name) AS (
-            SELECT min(name) FROM metrics WHERE job_id = :job_id
-            UNION ALL
-            SELECT (SELECT min(m.name) FROM metrics AS m
-                    WHERE m.job_id = :job_id AND m.name > names.name)
-            FROM names WHERE names.name IS NOT NULL
-        )
-        SELECT name FROM names WHERE name IS NOT NULL
-        """
-    )
-    return list(session.scalars(names, {"job_id": job_id}))
+    """The job's metric names, sorted."""
+    return chunks.names(session, job_id=job_id)
 
 
 def query_series(
@@ -107,7 +101,7 @@ def query_series(
     end_step: int | None = None,
     max_points: int = 1000,
 ) -> list[MetricSeries]:
-    """Series of the job in step order, each at most max_points long (spikes kept).
+    """Series of the job in step order, each at most max_points long (shape and spikes kept).
 
     names=None means every series; a requested name with no points comes back empty.
     Non-finite values come back as None.
@@ -117,87 +111,121 @@ def query_series(
     if start_step is not None and end_step is not None and end_step < start_step:
         raise InvalidInput("end_step", "must not be below start_step")
     wanted = list(names) if names is not None else metric_names(session, job_id=job_id)
-    first = start_step if start_step is not None else -(2**31)
-    last = end_step if end_step is not None else 2**31 - 1
-    return [_series(session, _Range(job_id, name, first, last), max_points) for name in wanted]
+    span = _Range(job_id, FIRST_STEP if start_step is None else start_step,
+                  LAST_STEP if end_step is None else end_step)
+    return [_series(session, span, name, max_points) for name in wanted]
+
+
+def stream_blocks(
+    session: Session, *, job_id: str, name: str, start_step: int | None = None,
+    end_step: int | None = None,
+) -> Iterator[Block]:
+    """Every point of one series in step order, a chunk at a time (for a full export)."""
+    first = FIRST_STEP if start_step is None else start_step
+    last = LAST_STEP if end_step is None else end_step
+    for page in chunks.pages(session, job_id=job_id, name=name, first=first, last=last):
+        for block in page:
+            inside = block.take((block.steps >= first) & (block.steps <= last))
+            if len(inside):
+                yield inside
+
+
+def first_steps_reaching(
+    session: Session, *, job_ids: Sequence[str], name: str, value: float, from_above: bool
+) -> dict[str, int]:
+    """job id -> the first step at which its series `name` reached `value` (at or below it when
+    from_above, else at or above); jobs that never did are absent. The chunks' summaries find
+    each job's first chunk that does; only that chunk is opened."""
+    found: dict[str, int] = {}
+    for job_id, chunk in chunks.first_chunks_reaching(
+        session, job_ids=job_ids, name=name, value=value, from_above=from_above
+    ):
+        block = chunks.load(session, job_id=job_id, name=name, chunks=[chunk])[chunk]
+        reached = block.values <= value if from_above else block.values >= value
+        found[job_id] = int(block.steps[np.argmax(reached)])
+    return found
+
+
+def all_points(
+    session: Session, *, job_id: str
+) -> list[tuple[str, int, float | None, int]]:
+    """Every stored point of the job as (name, step, value or None, attempt that wrote it): what
+    the chaos and migration tests compare, point by point."""
+    found: list[tuple[str, int, float | None, int]] = []
+    for name in metric_names(session, job_id=job_id):
+        for block in stream_blocks(session, job_id=job_id, name=name):
+            found.extend(
+                (name, step, None if value != value else value, attempt)
+                for step, value, attempt in zip(block.steps.tolist(), block.values.tolist(),
+                                                block.attempts.tolist(), strict=True)
+            )
+    return found
+
+
+def count_points(session: Session, *, job_id: str | None = None) -> int:
+    """How many points are stored (of one job, or of all)."""
+    return chunks.count_points(session, job_id=job_id)
 
 
 @dataclass(frozen=True)
 class _Range:
-    """One series between two steps."""
-
     job_id: str
-    name: str
     first: int
     last: int
 
-    def params(self) -> dict[str, object]:
-        return {"job_id": self.job_id, "name": self.name, "first": self.first, "last": self.last}
+    def clip(self, block: Block) -> Block:
+        return block.take((block.steps >= self.first) & (block.steps <= self.last))
 
 
-def _series(session: Session, requested: _Range, max_points: int) -> MetricSeries:
-    ends = _ends(session, requested)
-    points = ends
-    if ends:
-        found = replace(requested, first=ends[0][0], last=ends[-1][0])
-        # Steps are unique, so a span of max_points steps cannot hold more points.
-        dense = found.last - found.first + 1 > max_points
-        sampled = _bucketed(session, found, ends, max_points) if dense else None
-        points = sampled if sampled is not None else _raw(session, found)
-    return MetricSeries(
-        name=requested.name, steps=[step for step, _ in points], values=[v for _, v in points]
-    )
-
-
-def _ends(session: Session, series: _Range) -> list[tuple[int, float | None]]:
-    """The first and the last point in the range: two index probes, no scan."""
-    table = orm.Metric.__table__.c
-    in_range = and_(
-        table.job_id == series.job_id,
-        table.name == series.name,
-        table.step.between(series.first, series.last),
-    )
-    first = select(func.min(table.step)).where(in_range).scalar_subquery()
-    last = select(func.max(table.step)).where(in_range).scalar_subquery()
-    return _raw(session, series, steps=table.step.in_([first, last]))
-
-
-def _raw(
-    session: Session, series: _Range, steps: ColumnElement[bool] | None = None
-) -> list[tuple[int, float | None]]:
-    table = orm.Metric.__table__.c  # Core columns: no ORM bookkeeping for 100,000 rows
-    query = (
-        select(table.step, table.value)
-        .where(
-            table.job_id == series.job_id,
-            table.name == series.name,
-            steps if steps is not None else table.step.between(series.first, series.last),
-        )
-        .order_by(table.step)
-    )
-    return [(step, value) for step, value in session.execute(query)]
-
-
-def _bucketed(
-    session: Session, series: _Range, ends: list[tuple[int, float | None]], max_points: int
-) -> list[tuple[int, float | None]] | None:
-    """Each bucket's lowest and highest point and both ends, in step order; None when the range
-    holds no more than max_points points after all (a sparse series), which are then sent as is.
-    """
-    buckets = (max_points - 2) // 2
-    bound = {**series.params(), "buckets": buckets, "span": series.last - series.first + 1}
-    points: dict[int, float | None] = {}
-    total = 0
-    if dialect_of(session) == "postgresql":
-        for low, high, count in session.execute(_PG_BUCKETS, bound):
-            total += count
-            for value, step in (low, high):
-                points[int(step)] = value
+def _series(session: Session, span: _Range, name: str, max_points: int) -> MetricSeries:
+    found = chunks.summaries(session, job_id=span.job_id, name=name, first=span.first,
+                             last=span.last)
+    budget = _WHOLE_RATIO * max_points
+    if 2 * len(found) < max_points or sum(s.count for _, s in found) <= budget:
+        points = _whole(session, span, name, [chunk for chunk, _ in found])
     else:
-        for step, value, count in session.execute(_SQLITE_BUCKETS, bound):
-            total += count
-            points[step] = value
-    if total <= max_points:
-        return None
-    points.update(ends)
-    return sorted((step, finite_or_none(value)) for step, value in points.items())
+        ends = _whole(session, span, name, [found[0][0], found[-1][0]])
+        middle = found[1:-1]
+        if len(ends) + sum(s.count for _, s in middle) <= budget:
+            points = _concat([ends, _whole(session, span, name, [c for c, _ in middle])])
+        else:
+            points = _concat([ends, _summary_points(middle)])
+    if len(points) > max_points:
+        points = points.take(keep_shape(points.steps, points.values, max_points))
+    return MetricSeries(
+        name=name, steps=points.steps.tolist(),
+        values=[None if v != v else v for v in points.values.tolist()],  # NaN -> None
+    )
+
+
+def _whole(session: Session, span: _Range, name: str, wanted: list[int]) -> Block:
+    blocks = chunks.load(session, job_id=span.job_id, name=name, chunks=wanted)
+    return _concat([span.clip(blocks[chunk]) for chunk in sorted(blocks)])
+
+
+def _summary_points(middle: list[tuple[int, Summary]]) -> Block:
+    """Each chunk's lowest, highest and first non-finite point: the candidates MinMaxLTTB
+    would pre-select from the chunk's points anyway."""
+    steps: list[int] = []
+    values: list[float] = []
+    for _, summary in middle:
+        seen: set[int] = set()
+        for step, value in ((summary.low_step, summary.low_value),
+                            (summary.nonfinite_step, np.nan),
+                            (summary.high_step, summary.high_value)):
+            if step is not None and step not in seen and value is not None:
+                seen.add(step)
+                steps.append(step)
+                values.append(value)
+    order = np.argsort(np.asarray(steps, np.int64), kind="stable")
+    return Block(np.asarray(steps, np.int64)[order], np.asarray(values, np.float64)[order],
+                 np.zeros(len(steps), np.int64))
+
+
+def _concat(blocks: list[Block]) -> Block:
+    """The points of disjoint blocks, in step order."""
+    steps = np.concatenate([np.zeros(0, np.int64), *(b.steps for b in blocks)])
+    order = np.argsort(steps, kind="stable")
+    return Block(steps[order],
+                 np.concatenate([np.zeros(0, np.float64), *(b.values for b in blocks)])[order],
+                 np.concatenate([np.zeros(0, np.int64), *(b.attempts for b in blocks)])[order])
