@@ -25,7 +25,16 @@ from store import orm
 from store._sql import fence
 from store.errors import InvalidInput
 from store.series import chunks
-from store.series.codec import CHUNK_STEPS, Block, Summary, from_points, merge
+from store.series.codec import (
+    CHUNK_STEPS,
+    SKETCH_STEPS,
+    Block,
+    concat,
+    from_points,
+    merge,
+    sketch_points,
+    split,
+)
 from store.series.downsample import keep_shape
 
 MetricRow = tuple[int, str, float]  # (step, name, value)
@@ -43,44 +52,34 @@ def write_metrics(
 
     Fenced: raises StaleAttempt (writing nothing) unless `attempt` is current and running.
     A replayed batch changes nothing; non-finite values are stored as NaN and read as None.
-    Within a batch, the last value sent for a step wins.
+    Within a batch, the last value sent for a step wins. Three statements whatever the batch:
+    the fence, one read of the chunks it touches, one upsert of them.
     """
     fence(session, job_id=job_id, attempt=attempt)
     by_name: dict[str, dict[int, float]] = {}
     for step, name, value in rows:
         by_name.setdefault(name, {})[step] = value
+    incoming: dict[chunks.Key, Block] = {}
     for name, points in by_name.items():
-        _write_series(session, job_id, name, attempt, points)
+        steps = np.fromiter(points.keys(), np.int64, len(points))
+        values = np.fromiter(points.values(), np.float64, len(points))
+        for chunk, block in split(from_points(steps, values, attempt)).items():
+            incoming[(name, chunk)] = block
+    stored = chunks.load(session, job_id=job_id, keys=incoming, lock=True)
+    merged = {key: merge(stored[key], block) if key in stored else block
+              for key, block in incoming.items()}
+    chunks.save(session, job_id=job_id, attempt=attempt, blocks=merged)
     return sum(len(points) for points in by_name.values())
-
-
-def _write_series(
-    session: Session, job_id: str, name: str, attempt: int, points: dict[int, float]
-) -> None:
-    steps = np.fromiter(points.keys(), np.int64, len(points))
-    values = np.fromiter(points.values(), np.float64, len(points))
-    new = from_points(steps, values, attempt)
-    owners = new.steps // CHUNK_STEPS
-    bounds = np.flatnonzero(np.diff(owners)) + 1
-    incoming = {int(owners[start]): new.take(slice(start, end))  # type: ignore[arg-type]
-                for start, end in zip([0, *bounds], [*bounds, len(owners)], strict=True)}
-    stored = chunks.load(session, job_id=job_id, name=name, chunks=incoming, lock=True)
-    merged = {chunk: merge(stored[chunk], block) if chunk in stored else block
-              for chunk, block in incoming.items()}
-    chunks.save(session, job_id=job_id, name=name, attempt=attempt, blocks=merged)
 
 
 def truncate_after(session: Session, *, job_id: str, attempt: int, step: int) -> None:
     """Delete metrics and snapshots past `step`: a retry resuming from its checkpoint at `step`
     will record them again (fenced by the new attempt)."""
     fence(session, job_id=job_id, attempt=attempt)
-    by_name: dict[str, list[int]] = {}
-    for name, chunk in chunks.after(session, job_id=job_id, step=step):
-        by_name.setdefault(name, []).append(chunk)
-    for name, cut in by_name.items():
-        blocks = chunks.load(session, job_id=job_id, name=name, chunks=cut)
-        kept = {chunk: block.take(block.steps <= step) for chunk, block in blocks.items()}
-        chunks.save(session, job_id=job_id, name=name, attempt=attempt, blocks=kept)
+    blocks = chunks.load(session, job_id=job_id, keys=chunks.after(session, job_id=job_id,
+                                                                   step=step))
+    kept = {key: block.take(block.steps <= step) for key, block in blocks.items()}
+    chunks.save(session, job_id=job_id, attempt=attempt, blocks=kept)
     session.execute(
         delete(orm.Snapshot).where(orm.Snapshot.job_id == job_id, orm.Snapshot.step > step),
         execution_options={"synchronize_session": False},
@@ -113,7 +112,9 @@ def query_series(
     wanted = list(names) if names is not None else metric_names(session, job_id=job_id)
     span = _Range(job_id, FIRST_STEP if start_step is None else start_step,
                   LAST_STEP if end_step is None else end_step)
-    return [_series(session, span, name, max_points) for name in wanted]
+    found = chunks.summaries(session, job_id=job_id, names=wanted, first=span.first,
+                             last=span.last)
+    return [_series(session, span, name, found.get(name, []), max_points) for name in wanted]
 
 
 def stream_blocks(
@@ -140,7 +141,7 @@ def first_steps_reaching(
     for job_id, chunk in chunks.first_chunks_reaching(
         session, job_ids=job_ids, name=name, value=value, from_above=from_above
     ):
-        block = chunks.load(session, job_id=job_id, name=name, chunks=[chunk])[chunk]
+        block = chunks.load(session, job_id=job_id, keys=[(name, chunk)])[(name, chunk)]
         reached = block.values <= value if from_above else block.values >= value
         found[job_id] = int(block.steps[np.argmax(reached)])
     return found
@@ -174,22 +175,25 @@ class _Range:
     last: int
 
     def clip(self, block: Block) -> Block:
+        if len(block) and self.first <= block.steps[0] and block.steps[-1] <= self.last:
+            return block
         return block.take((block.steps >= self.first) & (block.steps <= self.last))
 
 
-def _series(session: Session, span: _Range, name: str, max_points: int) -> MetricSeries:
-    found = chunks.summaries(session, job_id=span.job_id, name=name, first=span.first,
-                             last=span.last)
+def _series(session: Session, span: _Range, name: str, found: list[chunks.Sketched],
+            max_points: int) -> MetricSeries:
     budget = _WHOLE_RATIO * max_points
-    if 2 * len(found) < max_points or sum(s.count for _, s in found) <= budget:
-        points = _whole(session, span, name, [chunk for chunk, _ in found])
+    few_candidates = 2 * (CHUNK_STEPS // SKETCH_STEPS) * len(found) < 2 * max_points
+    if few_candidates or sum(summary.count for _, summary, _ in found) <= budget:
+        points = _whole(session, span, name, [chunk for chunk, _, _ in found])
     else:
         ends = _whole(session, span, name, [found[0][0], found[-1][0]])
         middle = found[1:-1]
-        if len(ends) + sum(s.count for _, s in middle) <= budget:
-            points = _concat([ends, _whole(session, span, name, [c for c, _ in middle])])
+        if len(ends) + sum(summary.count for _, summary, _ in middle) <= budget:
+            points = concat([ends, _whole(session, span, name, [c for c, _, _ in middle])])
         else:
-            points = _concat([ends, _summary_points(middle)])
+            steps, values = sketch_points([c for c, _, _ in middle], [s for _, _, s in middle])
+            points = concat([ends, Block(steps, values, np.zeros(len(steps), np.int64))])
     if len(points) > max_points:
         points = points.take(keep_shape(points.steps, points.values, max_points))
     return MetricSeries(
@@ -199,33 +203,5 @@ def _series(session: Session, span: _Range, name: str, max_points: int) -> Metri
 
 
 def _whole(session: Session, span: _Range, name: str, wanted: list[int]) -> Block:
-    blocks = chunks.load(session, job_id=span.job_id, name=name, chunks=wanted)
-    return _concat([span.clip(blocks[chunk]) for chunk in sorted(blocks)])
-
-
-def _summary_points(middle: list[tuple[int, Summary]]) -> Block:
-    """Each chunk's lowest, highest and first non-finite point: the candidates MinMaxLTTB
-    would pre-select from the chunk's points anyway."""
-    steps: list[int] = []
-    values: list[float] = []
-    for _, summary in middle:
-        seen: set[int] = set()
-        for step, value in ((summary.low_step, summary.low_value),
-                            (summary.nonfinite_step, np.nan),
-                            (summary.high_step, summary.high_value)):
-            if step is not None and step not in seen and value is not None:
-                seen.add(step)
-                steps.append(step)
-                values.append(value)
-    order = np.argsort(np.asarray(steps, np.int64), kind="stable")
-    return Block(np.asarray(steps, np.int64)[order], np.asarray(values, np.float64)[order],
-                 np.zeros(len(steps), np.int64))
-
-
-def _concat(blocks: list[Block]) -> Block:
-    """The points of disjoint blocks, in step order."""
-    steps = np.concatenate([np.zeros(0, np.int64), *(b.steps for b in blocks)])
-    order = np.argsort(steps, kind="stable")
-    return Block(steps[order],
-                 np.concatenate([np.zeros(0, np.float64), *(b.values for b in blocks)])[order],
-                 np.concatenate([np.zeros(0, np.int64), *(b.attempts for b in blocks)])[order])
+    blocks = chunks.load(session, job_id=span.job_id, keys=[(name, chunk) for chunk in wanted])
+    return span.clip(concat([blocks[key] for key in sorted(blocks)]))

@@ -154,6 +154,7 @@ class MetricChunk(Base):
     high_value: Mapped[float | None] = mapped_column(Double)
     nonfinite_step: Mapped[int | None]  # the first non-finite point
     attempt: Mapped[int]  # the latest attempt that wrote to the block
+    sketch: Mapped[bytes] = mapped_column(LargeBinary)  # each 64-step run's lowest and highest
     payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 

@@ -1,5 +1,5 @@
-"""Store metric series in chunks: one row per job, name and block of 1024 steps, the points as
-arrays with a summary beside them (store/series). Moves every existing metric row; the
+"""Store metric series in chunks: one row per job, name and block of 4096 steps, the points as
+arrays with a summary and a sketch beside them (store/series). Moves every existing metric row; the
 downgrade moves them back.
 
 The payload format is store.series.codec's, imported rather than copied: a payload carries its
@@ -17,7 +17,7 @@ import numpy as np
 import sqlalchemy as sa
 from alembic import op
 
-from store.series.codec import CHUNK_STEPS, Block, decode, encode, summarize
+from store.series.codec import CHUNK_STEPS, Block, decode, row_fields
 
 revision: str = "0070958c8e31"
 down_revision: str | Sequence[str] | None = "73356f23d5ac"
@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("high_value", sa.Double(), nullable=True),
         sa.Column("nonfinite_step", sa.Integer(), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("sketch", sa.LargeBinary(), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_metric_chunks_job_id_jobs"),
@@ -79,13 +80,11 @@ def _chunk_row(job_id: str, name: str, chunk: int,
         np.array([np.nan if p[3] is None else p[3] for p in points], np.float64),
         np.array([p[4] for p in points], np.int64),
     )
-    return {"job_id": job_id, "name": name, "chunk": chunk, **vars(summarize(block)),
-            "attempt": int(block.attempts.max()), "payload": encode(chunk, block)}
+    return {"job_id": job_id, "name": name, **row_fields(chunk, block),
+            "attempt": int(block.attempts.max())}
 
 
 def downgrade() -> None:
-    from sqlalchemy.dialects import postgresql  # noqa: F401  (postgresql_include below)
-
     metrics = op.create_table(
         "metrics",
         sa.Column("job_id", sa.String(length=36), nullable=False),

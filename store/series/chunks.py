@@ -5,46 +5,49 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
-from sqlalchemy import Table, delete, func, select, text
+from sqlalchemy import Table, delete, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store import orm
 from store._sql import dialect_of
-from store.series.codec import Block, Summary, chunk_of, decode, encode, summarize
+from store.series.codec import Block, Summary, chunk_of, decode, row_fields
+
+Key = tuple[str, int]  # (series name, chunk)
 
 _TABLE = cast(Table, orm.MetricChunk.__table__)
 _C = _TABLE.c
 _SUMMARY = (_C.chunk, _C.first_step, _C.last_step, _C.count, _C.low_step, _C.low_value,
             _C.high_step, _C.high_value, _C.nonfinite_step)
-PAGE_CHUNKS = 128  # chunks per query when a whole series is streamed
+PAGE_CHUNKS = 32  # chunks per query when a whole series is streamed
 
 
 def load(
-    session: Session, *, job_id: str, name: str, chunks: Iterable[int], lock: bool = False
-) -> dict[int, Block]:
-    """The blocks of these chunks that exist. lock: hold them until the transaction ends
-    (PostgreSQL), so that two writers cannot merge into the same block at once."""
-    wanted = sorted(set(chunks))
+    session: Session, *, job_id: str, keys: Iterable[Key], lock: bool = False
+) -> dict[Key, Block]:
+    """The blocks of these (name, chunk) that exist. lock: hold their rows until the transaction
+    ends (PostgreSQL), so that two writers cannot merge into the same block at once."""
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    query = select(_C.chunk, _C.payload).where(
-        _C.job_id == job_id, _C.name == name, _C.chunk.in_(wanted)
+    query = select(_C.name, _C.chunk, _C.payload).where(
+        _C.job_id == job_id, tuple_(_C.name, _C.chunk).in_(wanted)
     )
     if lock:
         query = query.with_for_update()
-    return {chunk: decode(chunk, payload) for chunk, payload in session.execute(query)}
+    return {(name, chunk): decode(chunk, payload)
+            for name, chunk, payload in session.execute(query)}
 
 
-def save(session: Session, *, job_id: str, name: str, attempt: int,
-         blocks: dict[int, Block]) -> None:
+def save(session: Session, *, job_id: str, attempt: int, blocks: dict[Key, Block]) -> None:
     """Insert or replace these blocks; an empty block deletes its row."""
-    empty = [chunk for chunk, block in blocks.items() if len(block) == 0]
+    empty = [key for key, block in blocks.items() if len(block) == 0]
     if empty:
         session.execute(delete(_TABLE).where(
-            _C.job_id == job_id, _C.name == name, _C.chunk.in_(empty)))
-    rows = [_row(job_id, name, attempt, chunk, block)
-            for chunk, block in blocks.items() if len(block)]
+            _C.job_id == job_id, tuple_(_C.name, _C.chunk).in_(empty)))
+    rows = [{"job_id": job_id, "name": name, **row_fields(chunk, block),
+             "attempt": int(max(attempt, block.attempts.max()))}
+            for (name, chunk), block in blocks.items() if len(block)]
     if not rows:
         return
     module = postgresql if dialect_of(session) == "postgresql" else sqlite
@@ -57,28 +60,30 @@ def save(session: Session, *, job_id: str, name: str, attempt: int,
     session.execute(stmt, rows)
 
 
-def _row(job_id: str, name: str, attempt: int, chunk: int, block: Block) -> dict[str, object]:
-    summary = summarize(block)
-    return {"job_id": job_id, "name": name, "chunk": chunk, **vars(summary),
-            "attempt": int(max(attempt, block.attempts.max())), "payload": encode(chunk, block)}
+Sketched = tuple[int, Summary, bytes]  # (chunk, summary, sketch)
 
 
 def summaries(
-    session: Session, *, job_id: str, name: str, first: int, last: int
-) -> list[tuple[int, Summary]]:
-    """(chunk, summary) of every chunk of the series that holds a step in [first, last]."""
+    session: Session, *, job_id: str, names: Sequence[str], first: int, last: int
+) -> dict[str, list[Sketched]]:
+    """name -> (chunk, summary, sketch) of each chunk of the series with a step in [first,
+    last], in step order: one query for all the series."""
     query = (
-        select(*_SUMMARY)
-        .where(_C.job_id == job_id, _C.name == name, _C.chunk.between(
-            chunk_of(first), chunk_of(last)), _C.last_step >= first, _C.first_step <= last)
-        .order_by(_C.chunk)
+        select(_C.name, *_SUMMARY, _C.sketch)
+        .where(_C.job_id == job_id, _C.name.in_(list(names)),
+               _C.chunk.between(chunk_of(first), chunk_of(last)),
+               _C.last_step >= first, _C.first_step <= last)
+        .order_by(_C.name, _C.chunk)
     )
-    return [(row[0], Summary(*row[1:])) for row in session.execute(query)]
+    found: dict[str, list[Sketched]] = {}
+    for row in session.execute(query):
+        found.setdefault(row[0], []).append((row[1], Summary(*row[2:10]), row[10]))
+    return found
 
 
 def first_chunks_reaching(
     session: Session, *, job_ids: Sequence[str], name: str, value: float, from_above: bool
-) -> list[tuple[str, int]]:
+) -> list[Key]:
     """(job id, chunk) of each job's first chunk of `name` holding a point at or below `value`
     (from_above) or at or above it."""
     reaches = _C.low_value <= value if from_above else _C.high_value >= value
@@ -88,7 +93,7 @@ def first_chunks_reaching(
     return [(job_id, int(chunk)) for job_id, chunk in session.execute(query)]
 
 
-def after(session: Session, *, job_id: str, step: int) -> list[tuple[str, int]]:
+def after(session: Session, *, job_id: str, step: int) -> list[Key]:
     """(name, chunk) of every chunk of the job that holds a step past `step`."""
     query = select(_C.name, _C.chunk).where(_C.job_id == job_id, _C.last_step > step)
     return [(name, chunk) for name, chunk in session.execute(query)]
