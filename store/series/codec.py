@@ -1,10 +1,11 @@
 """The bytes of one chunk, and the summaries kept beside them.
 
-Payload: one codec byte, then n little-endian step offsets (uint16, from the block's first
-possible step), n values (float64, NaN for a non-finite value: the API sends them as null), and
-n attempts (uint16). The whole is zlib-compressed (level 1) only when that saves a quarter:
-dense offsets and a constant attempt shrink to almost nothing, noisy losses barely at all, and
-a level-1 inflate of a chunk costs microseconds.
+Payload: a codec byte; a head of four little-endian uint16 (n, first offset, first attempt,
+flags); the step offsets from the chunk's first possible step (uint16; left out when the steps
+are consecutive, as per-step series are); the attempts (uint16; left out when one attempt wrote
+them all, as usual); the values (float64, NaN for a non-finite value: the API sends null),
+zlib-compressed (level 1) only where a sample shows that saves a quarter (a learning rate does,
+a noisy loss does not).
 
 Sketch: for each run of SKETCH_STEPS steps of the chunk that holds a point, its lowest and its
 highest point (a non-finite value counts as the highest, as a divergence is the spike that
@@ -24,7 +25,7 @@ import numpy.typing as npt
 CHUNK_STEPS = 4096  # steps per row: offsets fit uint16; 245 rows for a million steps
 SKETCH_STEPS = 64  # steps per sketch entry: up to 128 candidate points per chunk
 _RAW, _ZLIB = b"r", b"z"
-_POINT_BYTES = 2 + 8 + 2  # offset, value, attempt
+_PROBE_BYTES = 4096
 _RUNS = CHUNK_STEPS // SKETCH_STEPS
 _EMPTY = 0xFFFF  # the offset of a run without points: no step of a chunk has it
 _SKETCH_DTYPE = np.dtype([("low_offset", "<u2"), ("low_value", "<f8"),
@@ -80,22 +81,45 @@ def row_fields(chunk: int, block: Block) -> dict[str, object]:
 
 
 def encode(chunk: int, block: Block) -> bytes:
-    offsets = (block.steps - chunk * CHUNK_STEPS).astype("<u2")
-    raw = b"".join((offsets.tobytes(), block.values.astype("<f8").tobytes(),
-                    block.attempts.astype("<u2").tobytes()))
-    packed = zlib.compress(raw, 1)
-    if len(packed) < _WORTH_COMPRESSING * len(raw):
-        return _ZLIB + packed
-    return _RAW + raw
+    n = len(block)
+    offsets = block.steps - chunk * CHUNK_STEPS
+    dense = bool(offsets[-1] - offsets[0] == n - 1)
+    constant = bool(block.attempts[0] == block.attempts[-1] and
+                    (block.attempts == block.attempts[0]).all())
+    head = np.array([n, offsets[0], block.attempts[0], dense | constant << 1], "<u2")
+    values = block.values.astype("<f8").tobytes()
+    if _pays_to_compress(values):
+        flags, values = _ZLIB, zlib.compress(values, 1)
+    else:
+        flags = _RAW
+    return b"".join((flags, head.tobytes(),
+                     b"" if dense else offsets.astype("<u2").tobytes(),
+                     b"" if constant else block.attempts.astype("<u2").tobytes(), values))
+
+
+def _pays_to_compress(values: bytes) -> bool:
+    """Whether zlib saves a quarter, judged on a 4 kB sample: most losses are noise that does
+    not compress, and compressing a whole chunk to find that out costs more than storing it."""
+    probe = values[:_PROBE_BYTES]
+    return len(zlib.compress(probe, 1)) < _WORTH_COMPRESSING * len(probe)
 
 
 def decode(chunk: int, payload: bytes) -> Block:
-    codec, body = payload[:1], payload[1:]
-    raw = zlib.decompress(body) if codec == _ZLIB else body
-    n = len(raw) // _POINT_BYTES
-    offsets = np.frombuffer(raw, "<u2", n, 0).astype(np.int64)
-    values = np.frombuffer(raw, "<f8", n, 2 * n)
-    attempts = np.frombuffer(raw, "<u2", n, 10 * n).astype(np.int64)
+    codec = payload[:1]
+    n, first, attempt, flags = np.frombuffer(payload, "<u2", 4, 1).tolist()
+    at = 9
+    if flags & 1:
+        offsets = np.arange(first, first + n, dtype=np.int64)
+    else:
+        offsets = np.frombuffer(payload, "<u2", n, at).astype(np.int64)
+        at += 2 * n
+    if flags & 2:
+        attempts = np.full(n, attempt, np.int64)
+    else:
+        attempts = np.frombuffer(payload, "<u2", n, at).astype(np.int64)
+        at += 2 * n
+    body = payload[at:]
+    values = np.frombuffer(zlib.decompress(body) if codec == _ZLIB else body, "<f8", n)
     return Block(offsets + chunk * CHUNK_STEPS, values, attempts)
 
 
@@ -104,14 +128,11 @@ def sketch(chunk: int, block: Block) -> bytes:
     layout (an empty run's offsets are _EMPTY) so that many sketches decode as one array."""
     offsets = block.steps - chunk * CHUNK_STEPS
     run = offsets // SKETCH_STEPS
-    finite = np.isfinite(block.values)
-    key = np.where(finite, block.values, np.inf)  # non-finite: the highest, never the lowest
-    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])  # steps are sorted: runs too
-    ends = np.r_[starts[1:], len(run)] - 1
-    low = np.lexsort((key, run))[starts]  # by run, then value: a run's first is its lowest
-    # by run, value, then latest step first: a run's last is its highest, and the earliest of
-    # several non-finite points
-    high = np.lexsort((-offsets, key, run))[ends]
+    key = np.where(np.isfinite(block.values), block.values, np.inf)  # non-finite: highest
+    starts = np.flatnonzero(_changes(run))  # steps are sorted: runs too
+    sizes = np.diff(np.append(starts, len(run)))
+    low = _first_match(key == np.repeat(np.minimum.reduceat(key, starts), sizes), run)
+    high = _first_match(key == np.repeat(np.maximum.reduceat(key, starts), sizes), run)
     layout = np.zeros(_RUNS, _SKETCH_DTYPE)
     layout["low_offset"] = layout["high_offset"] = _EMPTY
     present = run[starts]
@@ -120,6 +141,12 @@ def sketch(chunk: int, block: Block) -> bytes:
     layout["high_offset"][present] = offsets[high]
     layout["high_value"][present] = block.values[high]
     return layout.tobytes()
+
+
+def _first_match(matches: npt.NDArray[np.bool_], run: Steps) -> npt.NDArray[np.intp]:
+    """The first matching index of each run (every run has one)."""
+    found = np.flatnonzero(matches)
+    return found[_changes(run[found])]
 
 
 def sketch_points(chunks: Sequence[int], sketches: Sequence[bytes]) -> tuple[Steps, Values]:
@@ -164,7 +191,7 @@ def merge(old: Block, new: Block) -> Block:
     source = np.concatenate((np.zeros(len(old), np.int8), np.ones(len(new), np.int8)))
     order = np.lexsort((source, -attempts, steps))
     steps, values, attempts = steps[order], values[order], attempts[order]
-    first = np.r_[True, steps[1:] != steps[:-1]]
+    first = _changes(steps)
     return Block(steps[first], values[first], attempts[first])
 
 
@@ -178,8 +205,8 @@ def from_points(steps: Steps, values: Values, attempt: int) -> Block:
 def split(block: Block) -> dict[int, Block]:
     """A block in step order cut at chunk boundaries: chunk -> its points."""
     owners = block.steps // CHUNK_STEPS
-    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-    ends = np.r_[starts[1:], len(owners)]
+    starts = np.flatnonzero(_changes(owners))
+    ends = np.append(starts[1:], len(owners))
     return {int(owners[s]): block.take(slice(int(s), int(e))) for s, e in zip(starts, ends,
                                                                               strict=True)}
 
@@ -192,3 +219,11 @@ def concat(blocks: list[Block]) -> Block:
     order = np.argsort(steps, kind="stable")
     return Block(steps[order], np.concatenate([b.values for b in blocks])[order],
                  np.concatenate([b.attempts for b in blocks])[order])
+
+
+def _changes(keys: Steps) -> npt.NDArray[np.bool_]:
+    """True where a sorted array's value differs from the one before (and at the start)."""
+    changed = np.empty(len(keys), bool)
+    changed[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=changed[1:])
+    return changed
