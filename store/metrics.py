@@ -27,7 +27,6 @@ from store.errors import InvalidInput
 from store.series import chunks
 from store.series.codec import (
     CHUNK_STEPS,
-    SKETCH_STEPS,
     Block,
     concat,
     from_points,
@@ -182,18 +181,22 @@ class _Range:
 
 def _series(session: Session, span: _Range, name: str, found: list[chunks.Sketched],
             max_points: int) -> MetricSeries:
-    budget = _WHOLE_RATIO * max_points
-    few_candidates = 2 * (CHUNK_STEPS // SKETCH_STEPS) * len(found) < 2 * max_points
-    if few_candidates or sum(summary.count for _, summary, _ in found) <= budget:
-        points = _whole(session, span, name, [chunk for chunk, _, _ in found])
-    else:
-        ends = _whole(session, span, name, [found[0][0], found[-1][0]])
-        middle = found[1:-1]
-        if len(ends) + sum(summary.count for _, summary, _ in middle) <= budget:
-            points = concat([ends, _whole(session, span, name, [c for c, _, _ in middle])])
-        else:
-            steps, values = sketch_points([c for c, _, _ in middle], [s for _, _, s in middle])
-            points = concat([ends, Block(steps, values, np.zeros(len(steps), np.int64))])
+    """The end chunks are opened (they hold the ends, and the range may cut them); the others
+    give their sketches, which are their points exactly when no 64-step run of theirs holds more
+    than two. A chunk drawn inexactly is opened when the range holds few points (up to
+    _WHOLE_RATIO * max_points) or the sketches give fewer points than asked for."""
+    ends = _whole(session, span, name, sorted({found[0][0], found[-1][0]}) if found else [])
+    middle = found[1:-1]
+    steps, values, drawn = sketch_points([c for c, _, _ in middle], [s for _, _, s in middle])
+    counts = np.array([count for _, count, _ in middle], np.intp)
+    inexact = np.flatnonzero(drawn < counts)
+    points = concat([ends, Block(steps, values, np.zeros(len(steps), np.int64))])
+    total = len(ends) + int(counts.sum())
+    if len(inexact) and (total <= _WHOLE_RATIO * max_points or len(points) < max_points):
+        opened = _whole(session, span, name, [middle[i][0] for i in inexact])
+        sketched = ~np.isin(steps // CHUNK_STEPS, [middle[i][0] for i in inexact])
+        points = concat([ends, opened, Block(steps[sketched], values[sketched],
+                                             np.zeros(int(sketched.sum()), np.int64))])
     if len(points) > max_points:
         points = points.take(keep_shape(points.steps, points.values, max_points))
     return MetricSeries(

@@ -11,14 +11,12 @@ from sqlalchemy.orm import Session
 
 from store import orm
 from store._sql import dialect_of
-from store.series.codec import Block, Summary, chunk_of, decode, row_fields
+from store.series.codec import Block, chunk_of, decode, row_fields
 
 Key = tuple[str, int]  # (series name, chunk)
 
 _TABLE = cast(Table, orm.MetricChunk.__table__)
 _C = _TABLE.c
-_SUMMARY = (_C.chunk, _C.first_step, _C.last_step, _C.count, _C.low_step, _C.low_value,
-            _C.high_step, _C.high_value, _C.nonfinite_step)
 PAGE_CHUNKS = 32  # chunks per query when a whole series is streamed
 
 
@@ -60,16 +58,16 @@ def save(session: Session, *, job_id: str, attempt: int, blocks: dict[Key, Block
     session.execute(stmt, rows)
 
 
-Sketched = tuple[int, Summary, bytes]  # (chunk, summary, sketch)
+Sketched = tuple[int, int, bytes]  # (chunk, points it holds, sketch)
 
 
 def summaries(
     session: Session, *, job_id: str, names: Sequence[str], first: int, last: int
 ) -> dict[str, list[Sketched]]:
-    """name -> (chunk, summary, sketch) of each chunk of the series with a step in [first,
+    """name -> (chunk, count, sketch) of each chunk of the series with a step in [first,
     last], in step order: one query for all the series."""
     query = (
-        select(_C.name, *_SUMMARY, _C.sketch)
+        select(_C.name, _C.chunk, _C.count, _C.sketch)
         .where(_C.job_id == job_id, _C.name.in_(list(names)),
                _C.chunk.between(chunk_of(first), chunk_of(last)),
                _C.last_step >= first, _C.first_step <= last)
@@ -77,7 +75,7 @@ def summaries(
     )
     found: dict[str, list[Sketched]] = {}
     for row in session.execute(query):
-        found.setdefault(row[0], []).append((row[1], Summary(*row[2:10]), row[10]))
+        found.setdefault(row[0], []).append((row[1], row[2], row[3]))
     return found
 
 

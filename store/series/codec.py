@@ -149,18 +149,25 @@ def _first_match(matches: npt.NDArray[np.bool_], run: Steps) -> npt.NDArray[np.i
     return found[_changes(run[found])]
 
 
-def sketch_points(chunks: Sequence[int], sketches: Sequence[bytes]) -> tuple[Steps, Values]:
-    """The points of many chunks' sketches, in step order, without repeats."""
+def sketch_points(
+    chunks: Sequence[int], sketches: Sequence[bytes]
+) -> tuple[Steps, Values, npt.NDArray[np.intp]]:
+    """The points of many chunks' sketches (chunks ascending) in step order, without repeats,
+    and how many of them each chunk gave (a chunk that gave as many points as it holds was
+    drawn exactly). No sort: within a run the lower offset goes first, and runs and chunks are
+    in step order already."""
     if not sketches:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.intp)
     table = np.frombuffer(b"".join(sketches), _SKETCH_DTYPE).reshape(len(sketches), _RUNS)
-    base = (np.asarray(chunks, np.int64) * CHUNK_STEPS)[:, None]
-    offsets = np.concatenate((table["low_offset"], table["high_offset"]), axis=1)
-    values = np.concatenate((table["low_value"], table["high_value"]), axis=1)
-    present = offsets != _EMPTY
-    steps = (offsets.astype(np.int64) + base)[present]
-    unique, first = np.unique(steps, return_index=True)
-    return unique, values[present][first]
+    low, high = table["low_offset"], table["high_offset"]
+    swap = high < low
+    offsets = np.stack((np.where(swap, high, low), np.where(swap, low, high)), axis=2)
+    values = np.stack((np.where(swap, table["high_value"], table["low_value"]),
+                       np.where(swap, table["low_value"], table["high_value"])), axis=2)
+    kept = np.stack((low != _EMPTY, (low != _EMPTY) & (high != low)), axis=2)
+    base = (np.asarray(chunks, np.int64) * CHUNK_STEPS)[:, None, None]
+    steps = (offsets.astype(np.int64) + base)[kept]
+    return steps, values[kept], kept.reshape(len(sketches), -1).sum(axis=1)
 
 
 def summarize(block: Block) -> Summary:

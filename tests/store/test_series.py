@@ -38,7 +38,8 @@ def test_a_payload_round_trips_and_a_sketch_holds_each_runs_extremes(
     assert back.steps.tolist() == block.steps.tolist() == sorted(steps.tolist())
     assert np.array_equal(back.values, block.values, equal_nan=True)
     assert back.attempts.tolist() == [3] * len(steps)
-    kept_steps, kept_values = sketch_points([chunk], [sketch(chunk, block)])
+    kept_steps, kept_values, drawn = sketch_points([chunk], [sketch(chunk, block)])
+    assert drawn.tolist() == [len(kept_steps)]
     runs = (block.steps - chunk * CHUNK_STEPS) // SKETCH_STEPS
     assert set(kept_steps.tolist()) <= set(block.steps.tolist())
     for run in np.unique(runs):
@@ -87,3 +88,15 @@ def test_a_long_series_read_from_sketches_keeps_ends_extremes_and_the_first_nan(
     assert all(points[step] == rows[step][2] for step in points if points[step] is not None)
     assert window.steps[0] == 100_000 and window.steps[-1] == 260_000
     assert len(window.steps) <= 300 and 40.0 in window.values and None in window.values
+
+
+def test_a_chunk_its_sketch_cannot_draw_exactly_is_opened_when_the_series_is_short(
+    database: Database, running: str
+) -> None:
+    steps = [0, 5000, 5001, 5002, 5003, 9000, 20_000]  # four points in one 64-step run
+    with database.transaction() as session:
+        metrics.write_metrics(session, job_id=running, attempt=1,
+                              rows=[(step, "loss", float(step % 7)) for step in steps])
+    with database.read() as session:
+        (loss,) = metrics.query_series(session, job_id=running, names=["loss"], max_points=10)
+    assert loss.steps == steps
