@@ -6,10 +6,10 @@ The approach of the browser tests (tests/ui): Debian's Chromium driven by tests/
 (playwright-core from `make ui`), the real API (`gradlab-server api`) on a fresh SQLite home, and
 a finished job written straight through the store by tests/ui/synthetic.py (per-step loss and
 learning rate, evaluation series, an update ratio per layer every 100 steps, snapshots of every
-layer). The figure is the time from navigating to the job's page to the page saying every chart
-is drawn (body[data-rendered]): the loss curve's first paint comes no later. Each visit is a
-fresh browser (scripts and the charting library loaded and parsed again, as a user opening a
-link). Target: <= 1 s.
+layer). The figures are the time from navigating to the job's page to its loss curve being
+drawn (the first paint), and to the page saying every chart is drawn (body[data-rendered]).
+Each visit is a fresh browser (scripts and the charting library loaded and parsed again, as a
+user opening a link). Target: <= 1 s.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ CHROMIUM = os.environ.get("GRADLAB_TEST_CHROMIUM", "/usr/bin/chromium")
 TARGET_MS = 1000
 
 
-def drive(base: str, key: str, job_id: str, out: Path) -> int:
-    """One fresh browser: log in, open the job's page; milliseconds until it is drawn."""
+def drive(base: str, key: str, job_id: str, out: Path) -> tuple[int, int]:
+    """One fresh browser: log in, open the job's page; milliseconds until the loss curve is
+    drawn, and until every chart is."""
     node = shutil.which("node")
     if node is None or not Path(CHROMIUM).exists():
         raise SystemExit("needs node and Chromium (apt-get install chromium; make ui)")
@@ -55,7 +56,8 @@ def drive(base: str, key: str, job_id: str, out: Path) -> int:
         raise SystemExit(report["error"])
     if report["pageErrors"] or report["failedRequests"]:
         raise SystemExit(f"the page failed: {report['pageErrors']} {report['failedRequests']}")
-    return int(report["results"][1]["ms"])
+    page = report["results"][1]
+    return int(page["lossMs"]), int(page["ms"])
 
 
 def main() -> None:
@@ -88,10 +90,11 @@ def main() -> None:
                 times = [drive(base, key, job_id, home) for _ in range(args.repeats)]
         finally:
             database.close()
-    p50 = statistics.median(times)
-    verdict = "meets target" if p50 <= TARGET_MS else "MISSES target"
-    print(f"job page drawn, each in a fresh browser: {times} ms, p50 {p50:.0f} ms "
-          f"(target <= {TARGET_MS} ms: {verdict})")
+    paint = statistics.median(loss for loss, _ in times)
+    verdict = "meets target" if paint <= TARGET_MS else "MISSES target"
+    print(f"each visit in a fresh browser, (loss curve drawn, every chart drawn) ms: {times}")
+    print(f"first paint (loss curve) p50 {paint:.0f} ms (target <= {TARGET_MS} ms: {verdict}); "
+          f"whole page p50 {statistics.median(whole for _, whole in times):.0f} ms")
 
 
 if __name__ == "__main__":
