@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from training.data import Dataset
 from training.evaluate import EVAL_BATCH

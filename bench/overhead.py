@@ -38,7 +38,7 @@ import time
 from typing import Any
 
 import torch
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 from loops import BareLoop, TensorBoardLoop, WandbWatchLoop
 
 from training import TrainingCallbacks, train

@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 import orjson
 import psycopg
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from store import jobs, leases, metrics, migrate, teams
 from store.db import Database

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from gradlab_client.models import MetricSeries
+from gradlab_contract.models import MetricSeries
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 

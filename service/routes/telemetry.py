@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
-from gradlab_client.models import Layer, MetricsResponse, SnapshotKind, SnapshotPage
+from gradlab_contract.models import Layer, MetricsResponse, SnapshotKind, SnapshotPage
 
 from service.deps import JobDep, Services, ServicesDep
 from service.problems import problem_doc
