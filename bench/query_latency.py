@@ -15,7 +15,9 @@ all. The job is then finished and, at once (no VACUUM, no warm-up request), read
 - ingestion of the job's points into PostgreSQL from one writer: >= 200,000 points/s.
 
 The first request's time is printed beside each p50: that is what a user who opens the job as
-it ends waits for. Figures only, no assertions: they depend on the machine and its load.
+it ends waits for. The p50 of `GET /v1/jobs/{id}` is printed as the floor every job route pays
+on this machine (authentication, the job's row, JSON), to read the others against. Figures
+only, no assertions: they depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -160,7 +162,11 @@ def read_figures(base: str, key: str, job_id: str, steps: int) -> dict[str, tupl
                     count += len(orjson.loads(line)["steps"])
             assert count == steps, count
 
-        return {"one": timed(one, 50), "all": timed(every, 20), "stream": timed(stream, 5)}
+        def floor() -> None:  # auth, the job's row, JSON: what every job route pays
+            client.get(f"/v1/jobs/{job_id}").raise_for_status()
+
+        return {"one": timed(one, 50), "all": timed(every, 20), "stream": timed(stream, 5),
+                "floor": timed(floor, 50)}
 
 
 def backend(name: str, home: Path) -> tuple[Settings, str | None]:
@@ -209,6 +215,9 @@ def report(name: str, steps: int, figures: dict[str, tuple[float, float]], rate:
         first, p50 = figures[key]
         print(f"{label:<42} p50 {p50:8.1f} ms  (first request {first:7.1f} ms)  "
               f"target <= {TARGETS[key]:,.0f} ms: {verdict(p50 <= TARGETS[key])}")
+    first, p50 = figures["floor"]
+    print(f"{'the floor: GET /v1/jobs/{id}, no series':<42} p50 {p50:8.1f} ms  "
+          f"(first request {first:7.1f} ms)  no target: what any job route costs here")
     target = f"target >= {TARGETS['ingest']:,.0f}: {verdict(rate >= TARGETS['ingest'])}"
     print(f"{'ingestion, one writer, store level':<42} {rate:12,.0f} points/s ({points:,} points,"
           f" {BATCH_STEPS}-step transactions)  "
