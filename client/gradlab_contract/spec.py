@@ -509,7 +509,7 @@ def describe_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) ->
         if error["type"] == _COMBINATION and ctx.get("field"):
             loc.extend(str(ctx["field"]).split("."))
             message = str(ctx["message"])
-        elif error["type"] == "literal_error":
+        elif error["type"] in ("literal_error", "enum"):
             message = f"{error['input']!r} is not one of {ctx.get('expected', '')}"
         elif error["type"] == "extra_forbidden":
             message = "unknown field"

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import torch
+from gradlab_contract.spec import SnapshotKind
 from torch.utils.hooks import RemovableHandle
 
 from training.model import ProbedLayer
-from training.types import SnapshotKind
 
 UNIT_STD_EXAMPLES = 16  # an activation's unit_std averages over this many examples of the batch
 KIND_ORDER: tuple[SnapshotKind, ...] = ("gradient", "weight", "activation")
