@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from gradlab_client.spec import RELU_FAMILY, SATURATING_ACTIVATIONS, JobSpec
+from gradlab_client.spec import SATURATING_ACTIVATIONS, JobSpec
 
 from diagnosis.findings import num
+from diagnosis.remedy import suited_init
+
+__all__ = ["init_words", "longer", "lr_words", "saturating", "scaled_lr", "suited_init",
+           "weights_by_construction"]
 
 
-def suited_init(activation: str) -> str:
-    """The initialization that keeps the signal's variance through `activation` (§3): He for the
-    ReLU family, Glorot for tanh, sigmoid and linear units."""
-    return "kaiming_normal" if activation in RELU_FAMILY else "xavier_normal"
+def weights_by_construction(spec: JobSpec) -> bool:
+    """Whether the weights start at zero, or at one constant, by construction (zeros or constant
+    init). Ratios over weight norms or update sizes say nothing there: an update of a weight that
+    was 0 is infinitely large relative to it, and identical units move as one. The rules that
+    divide by them stay silent; symmetry names the run."""
+    return spec.model.init.scheme in ("zeros", "constant")
 
 
 def init_words(spec: JobSpec) -> str:
