@@ -222,6 +222,7 @@ class HealRound(_Model):
     status: JobStatus | None = None  # the job's status when the round was last looked at
     findings: list[str] = Field(default_factory=list)  # codes of its warnings and errors
     causes: list[str] = Field(default_factory=list)  # the root causes among them
+    remedied: list[str] = Field(default_factory=list)  # the previous round's causes addressed
     changes: dict[str, Any] = Field(default_factory=dict)  # what made this round's spec
     outcome: RemedyVerdict | None = None  # this round's job against the previous round's
     best_val_loss: float | None = None

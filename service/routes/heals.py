@@ -1,0 +1,63 @@
+"""Heal: diagnose -> remedy -> train rounds, run by the service until a job is healthy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from gradlab_client.models import Heal, HealRequest
+
+from service import healing
+from service.deps import CurrentTeam, JobDep, ServicesDep
+from service.problems import problem_doc
+from store import heals
+from store.errors import NotFound
+
+router = APIRouter(tags=["heal"], responses=problem_doc(401, 404, 503))
+HealId = Annotated[str, Path(max_length=36, description="The heal's id.")]
+
+
+@router.post("/v1/jobs/{job_id}/heal", status_code=201, summary="Heal a job",
+             responses={200: {"model": Heal, "description": "The job's heal, made before"},
+                        **problem_doc(422)})
+def create_heal(body: HealRequest, job: JobDep, team: CurrentTeam, services: ServicesDep,
+                response: Response) -> Heal:
+    """Run rounds of diagnose -> remedy -> train on this job until a job is healthy (it
+    succeeds with no warning or error finding) or `max_rounds` remedy jobs have run. Each round
+    applies the remedies of the previous job's root causes (findings no other explains) and
+    submits the result as a child job, within the team's queued-jobs quota; a round never
+    trains longer or builds a larger model than this job. A job has one heal: asking again
+    returns it (200). The job may still be running: the first round starts when it ends. The
+    heal is also started by the spec option `diagnosis: {heal: {max_rounds}}`."""
+    heal, created = healing.start(services, team=team, job_id=job.id,
+                                  max_rounds=body.max_rounds)
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/heals/{heal.id}"
+    return heal
+
+
+@router.get("/v1/jobs/{job_id}/heal", summary="The heal of a job")
+def get_job_heal(job: JobDep, team: CurrentTeam, services: ServicesDep) -> Heal:
+    """The job's heal (started by `POST /v1/jobs/{id}/heal` or by its spec); 404 when none."""
+    with services.db.read() as session:
+        heal = heals.heal_of_job(session, team_id=team.id, job_id=job.id)
+    if heal is None:
+        raise NotFound(f"job {job.id} has no heal", field="job_id")
+    return healing.refresh(services, team=team, heal=heal)
+
+
+@router.get("/v1/heals/{heal_id}", summary="Get a heal")
+def get_heal(heal_id: HealId, team: CurrentTeam, services: ServicesDep) -> Heal:
+    """The heal's status (running, healed, exhausted, failed, cancelled), its rounds (each
+    round's job, its status, its warnings and errors, the root causes, the changes that made
+    its spec and its outcome against the previous round), the healthy job when healed, and
+    the training steps its remedy jobs cost."""
+    return healing.read(services, team=team, heal_id=heal_id)
+
+
+@router.post("/v1/heals/{heal_id}/cancel", status_code=202, summary="Cancel a heal")
+def cancel_heal(heal_id: HealId, team: CurrentTeam, services: ServicesDep) -> Heal:
+    """Stop the heal and cancel its current job; a finished heal is returned unchanged. Safe
+    to repeat."""
+    return healing.cancel(services, team=team, heal_id=heal_id)
