@@ -24,6 +24,7 @@ from tests.service.support import PROBLEM_JSON, SPIRAL, JsonDict
 # Bodies that the owning team could send: the 404 must not depend on the body being wrong.
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs/{job_id}/remedy"): {"codes": ["symmetry"]},
+    ("POST", "/v1/jobs/{job_id}/heal"): {"max_rounds": 1},
 }
 SYMMETRY = {"code": "symmetry", "severity": "error", "layer": "fc1", "step": 20,
             "title": "The units of fc1 are identical", "detail": "zeros init",
@@ -55,6 +56,8 @@ def _jobs(owner: Owner) -> list[str]:
         findings.replace_findings(session, job_id=finished, attempt=attempt, findings=[SYMMETRY],
                                   final=True)
         leases.finish_job(session, job_id=finished, attempt=attempt, status="succeeded")
+    for job_id in (queued, running, finished):  # so that each has a heal to read
+        owner.post(f"/v1/jobs/{job_id}/heal", {"max_rounds": 1})
     return [queued, running, finished]
 
 
@@ -62,7 +65,12 @@ def _studies(owner: Owner) -> list[str]:
     return [owner.post("/v1/studies", STUDY)]
 
 
-FACTORIES: dict[str, Callable[[Owner], list[str]]] = {"job_id": _jobs, "study_id": _studies}
+def _heals(owner: Owner) -> list[str]:
+    return [owner.post(f"/v1/jobs/{owner.post('/v1/jobs', SPIRAL)}/heal", {"max_rounds": 1})]
+
+
+FACTORIES: dict[str, Callable[[Owner], list[str]]] = {
+    "job_id": _jobs, "study_id": _studies, "heal_id": _heals}
 
 
 def _id_routes(app: FastAPI) -> list[tuple[str, AppRoute]]:
