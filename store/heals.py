@@ -44,6 +44,16 @@ def get_heal(session: Session, *, team_id: str, heal_id: str) -> Heal:
     return _to_heal(row)
 
 
+def list_heals(session: Session, *, team_id: str, job_id: str | None = None, limit: int = 50
+               ) -> list[Heal]:
+    """The team's heals, newest first; with `job_id`, that job's (at most one)."""
+    query = select(orm.Heal).where(orm.Heal.team_id == team_id)
+    if job_id is not None:
+        query = query.where(orm.Heal.job_id == job_id)
+    query = query.order_by(orm.Heal.created_at.desc(), orm.Heal.id.desc()).limit(limit)
+    return [_to_heal(row) for row in session.scalars(query)]
+
+
 def heal_of_job(session: Session, *, team_id: str, job_id: str) -> Heal | None:
     row = session.scalars(select(orm.Heal).where(orm.Heal.job_id == job_id,
                                                  orm.Heal.team_id == team_id)).one_or_none()

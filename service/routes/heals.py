@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 from gradlab_client.models import Heal, HealRequest
 
 from service import healing
 from service.deps import CurrentTeam, JobDep, ServicesDep
 from service.problems import problem_doc
 from store import heals
-from store.errors import NotFound
 
 router = APIRouter(tags=["heal"], responses=problem_doc(401, 404, 503))
 HealId = Annotated[str, Path(max_length=36, description="The heal's id.")]
@@ -37,14 +36,18 @@ def create_heal(body: HealRequest, job: JobDep, team: CurrentTeam, services: Ser
     return heal
 
 
-@router.get("/v1/jobs/{job_id}/heal", summary="The heal of a job")
-def get_job_heal(job: JobDep, team: CurrentTeam, services: ServicesDep) -> Heal:
-    """The job's heal (started by `POST /v1/jobs/{id}/heal` or by its spec); 404 when none."""
+@router.get("/v1/heals", summary="List heals")
+def list_heals(
+    team: CurrentTeam, services: ServicesDep,
+    job_id: Annotated[str | None, Query(max_length=36, description="Only the heal of this job "
+                                        "(a job has at most one).")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Heals at most.")] = 50,
+) -> list[Heal]:
+    """Your team's heals, newest first; with `job_id`, the heal of that job (an empty list when
+    it has none, e.g. to find the heal its spec's `diagnosis.heal` started)."""
     with services.db.read() as session:
-        heal = heals.heal_of_job(session, team_id=team.id, job_id=job.id)
-    if heal is None:
-        raise NotFound(f"job {job.id} has no heal", field="job_id")
-    return healing.refresh(services, team=team, heal=heal)
+        found = heals.list_heals(session, team_id=team.id, job_id=job_id, limit=limit)
+    return [healing.refresh(services, team=team, heal=heal) for heal in found]
 
 
 @router.get("/v1/heals/{heal_id}", summary="Get a heal")

@@ -77,8 +77,9 @@ def test_a_heal_remedies_the_root_cause_until_the_job_is_healthy(
     assert heal.status == "healed" and heal.healthy_job_id == second.job_id
     assert heal.rounds[1].outcome == "cured" and heal.finished_at is not None
     assert heal.training_steps == child.progress.total_steps
-    by_job = client.get(f"/v1/jobs/{job['id']}/heal", headers=auth).json()
-    assert by_job["id"] == heal.id and by_job["status"] == "healed"
+    by_job = client.get("/v1/heals", params={"job_id": job["id"]}, headers=auth).json()
+    assert [(h["id"], h["status"]) for h in by_job] == [(heal.id, "healed")]
+    assert [h["id"] for h in client.get("/v1/heals", headers=auth).json()] == [heal.id]
 
 
 def test_a_heal_stops_when_its_rounds_are_spent_and_never_trains_longer(
@@ -129,5 +130,4 @@ def test_heals_are_the_teams_own_and_rounds_are_bounded(
     assert client.post(f"/v1/jobs/{job['id']}/heal", json={}, headers=other).status_code == 404
     too_many = client.post(f"/v1/jobs/{job['id']}/heal", json={"max_rounds": 99}, headers=auth)
     assert too_many.status_code == 422
-    unknown = client.get("/v1/jobs/no-such-job/heal", headers=auth)
-    assert unknown.status_code == 404
+    assert client.get("/v1/heals", params={"job_id": job["id"]}, headers=other).json() == []
