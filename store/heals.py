@@ -6,7 +6,8 @@ other explains: their remedies are the diagnosis.remedy table's). `advance` is c
 a round's job has ended (by the worker as the job ends, by the service when a heal is read, so a
 lost call is made up) and does one step under the heal's row lock:
 
-- the job is healthy (it succeeded with no warning or error finding): the heal is `healed`;
+- the job is healthy (it succeeded with no warning or error finding but not_converged, which
+  says only "train longer"): the heal is `healed`;
 - it was cancelled, or the heal was: `cancelled`;
 - `max_rounds` remedy jobs ran already: `exhausted`;
 - no root cause has a remedy, or the remedies change nothing: `failed`, with the reason;
@@ -34,6 +35,9 @@ from store import findings, jobs, orm, remedies
 from store.errors import NotFound, QuotaExceeded
 
 KEPT_LENGTH = ("training.steps", "training.epochs")
+# A job whose only warning is that its loss still fell learns: a round cannot train it longer
+# (KEPT_LENGTH), so it counts as healthy; POST /remedy with not_converged trains it longer.
+LEARNING = frozenset({"not_converged"})
 
 
 def get_heal(session: Session, *, team_id: str, heal_id: str) -> Heal:
@@ -133,7 +137,7 @@ def running_heals_of(session: Session, *, job_id: str) -> list[str]:
 
 
 def _end_of(row: orm.Heal, job: orm.Job, found: Sequence[Finding]) -> tuple[str, str] | None:
-    if job.status == "succeeded" and not _alarms(found):
+    if job.status == "succeeded" and not _alarms(found) - LEARNING:
         return "healed", f"job {job.id} succeeded with no warning or error"
     if job.status == "cancelled":
         return "cancelled", f"job {job.id} was cancelled"
