@@ -147,6 +147,59 @@ def _regularize(spec: JobSpec, best_step: int | None) -> Remedy:
     return Remedy(changes, words + ".")
 
 
+# What a heal round never changes: it trains no longer than the job it heals (so it stays within
+# the limits that job passed); a job whose only warning is not_converged learns, and is healthy.
+KEPT_LENGTH = ("training.steps", "training.epochs")
+LEARNING = frozenset({"not_converged"})
+
+
+@dataclass(frozen=True)
+class Round:
+    spec: dict[str, Any]  # the next round's spec, as JSON
+    codes: list[str]  # the root causes whose remedies made it
+    changes: dict[str, Any]  # dotted path -> new value
+
+
+def alarms(findings: Iterable[Any]) -> set[str]:
+    """The codes of the warnings and errors."""
+    return {_get(f, "code") for f in findings if _get(f, "severity") in ("warning", "error")}
+
+
+def healthy(status: str, findings: Iterable[Any]) -> bool:
+    """A job a heal can stop at: it succeeded with no warning or error but not_converged."""
+    return status == "succeeded" and not alarms(findings) - LEARNING
+
+
+def next_round(spec: Mapping[str, Any], findings: Sequence[Any]) -> Round | None:
+    """The spec of a heal's next round: the remedies of the root causes (findings no other
+    explains; a symptom's remedy is its cause's), without changes of the training length; None
+    when no remedy applies or the remedies change nothing."""
+    causes = [f for f in findings if _get(f, "caused_by") is None and _get(f, "remedy")
+              and _get(f, "severity") != "info"]
+    trimmed = {_get(f, "code"): {k: v for k, v in _get(f, "remedy").items()
+                                 if k not in KEPT_LENGTH} for f in causes}
+    codes = [code for code, changes in trimmed.items() if changes]
+    if not codes:
+        return None
+    changes = {k: v for code in codes for k, v in trimmed[code].items()}
+    result = copy.deepcopy(dict(spec))
+    for path, value in changes.items():
+        set_path(result, path, value)
+    if _without_heal(result) == _without_heal(spec):
+        return None
+    return Round(result, codes, changes)
+
+
+def _without_heal(spec: Mapping[str, Any]) -> dict[str, Any]:
+    copied = copy.deepcopy(dict(spec))
+    copied.pop("diagnosis", None)
+    return copied
+
+
+def _get(finding: Any, name: str) -> Any:
+    return finding.get(name) if isinstance(finding, Mapping) else getattr(finding, name)
+
+
 class RemedyError(ValueError):
     """The requested codes cannot be applied; the message says which and why."""
 

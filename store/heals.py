@@ -30,14 +30,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from diagnosis.remedy import RemedyError, apply_remedies
+from diagnosis.remedy import alarms, healthy, next_round
 from store import findings, jobs, orm, remedies
 from store.errors import NotFound, QuotaExceeded
-
-KEPT_LENGTH = ("training.steps", "training.epochs")
-# A job whose only warning is that its loss still fell learns: a round cannot train it longer
-# (KEPT_LENGTH), so it counts as healthy; POST /remedy with not_converged trains it longer.
-LEARNING = frozenset({"not_converged"})
 
 
 def get_heal(session: Session, *, team_id: str, heal_id: str) -> Heal:
@@ -137,27 +132,23 @@ def running_heals_of(session: Session, *, job_id: str) -> list[str]:
 
 
 def _end_of(row: orm.Heal, job: orm.Job, found: Sequence[Finding]) -> tuple[str, str] | None:
-    if job.status == "succeeded" and not _alarms(found) - LEARNING:
+    if healthy(job.status, found):
         return "healed", f"job {job.id} succeeded with no warning or error"
     if job.status == "cancelled":
         return "cancelled", f"job {job.id} was cancelled"
     if len(row.rounds) - 1 >= row.max_rounds:
         return "exhausted", (f"{row.max_rounds} remedy round(s) ran and job {job.id} still has "
-                             f"{', '.join(sorted(_alarms(found))) or 'no result'}")
+                             f"{', '.join(sorted(alarms(found))) or 'no result'}")
     return None
 
 
 def _next_round(session: Session, row: orm.Heal, job: orm.Job, found: Sequence[Finding],
                 max_queued: int | None) -> list[str]:
-    causes = [f for f in found if f.caused_by is None and f.remedy and f.severity != "info"]
-    kept = [f.model_copy(update={"remedy": {k: v for k, v in (f.remedy or {}).items()
-                                            if k not in KEPT_LENGTH} or None}) for f in causes]
-    codes = [f.code for f in kept if f.remedy]
-    spec = _remedied(job.spec, kept, codes)
-    if spec is None:
+    planned = next_round(job.spec, found)
+    spec = _valid({**planned.spec, "diagnosis": {"heal": None}}) if planned else None
+    if planned is None or spec is None:
         return _stop(session, row, "failed", f"no remedy applies to job {job.id}'s findings "
-                     f"({', '.join(sorted(_alarms(found))) or 'none'})")
-    changes = {k: v for f in kept for k, v in (f.remedy or {}).items() if f.code in codes}
+                     f"({', '.join(sorted(alarms(found))) or 'none'})")
     number = len(row.rounds)
     try:
         created = jobs.create_job(
@@ -166,28 +157,21 @@ def _next_round(session: Session, row: orm.Heal, job: orm.Job, found: Sequence[F
             max_queued=max_queued, parent_id=job.id)
     except QuotaExceeded as error:
         return _stop(session, row, "failed", f"round {number} could not be queued: {error}")
-    remedies.record_remedy(session, parent_id=job.id, child_id=created.job.id, codes=codes)
-    row.rounds = [*row.rounds, {"round": number, "job_id": created.job.id, "changes": changes,
-                                "remedied": codes}]
+    remedies.record_remedy(session, parent_id=job.id, child_id=created.job.id,
+                           codes=planned.codes)
+    row.rounds = [*row.rounds, {"round": number, "job_id": created.job.id,
+                                "changes": planned.changes, "remedied": planned.codes}]
     row.current_job_id = created.job.id
     row.training_steps = row.training_steps + job.total_steps
     session.flush()
     return [created.job.id] if created.created else []
 
 
-def _remedied(spec: dict[str, Any], causes: Sequence[Finding], codes: list[str]
-              ) -> JobSpec | None:
-    """The next round's spec; None when nothing applies or nothing changes."""
-    if not codes:
-        return None
+def _valid(spec: dict[str, Any]) -> JobSpec | None:
     try:
-        changed = apply_remedies(spec, causes, codes)
-        changed.setdefault("diagnosis", {})["heal"] = None  # a round does not start a heal
-        new = JobSpec.model_validate(changed)
-    except (RemedyError, ValidationError):
+        return JobSpec.model_validate(spec)
+    except ValidationError:
         return None
-    old = JobSpec.model_validate({**spec, "diagnosis": {"heal": None}})
-    return None if new == old else new
 
 
 def _stop(session: Session, row: orm.Heal, status: str, reason: str) -> list[str]:
@@ -202,17 +186,13 @@ def _observed(session: Session, job: orm.Job, found: Sequence[Finding]) -> dict[
     remedies.settle(session, child_id=job.id, findings=found)
     remedy = session.get(orm.Remedy, job.id)
     observed: dict[str, Any] = {
-        "status": job.status, "findings": sorted(_alarms(found)),
+        "status": job.status, "findings": sorted(alarms(found)),
         "causes": [f.code for f in found if f.caused_by is None and f.severity != "info"],
         "best_val_loss": (job.summary or {}).get("best_val_loss"),
     }
     if remedy is not None:
         observed["outcome"] = remedy.outcome
     return observed
-
-
-def _alarms(found: Sequence[Finding]) -> set[str]:
-    return {f.code for f in found if f.severity in ("warning", "error")}
 
 
 def _final_findings(session: Session, job_id: str) -> list[Finding]:

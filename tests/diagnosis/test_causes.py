@@ -12,7 +12,7 @@ from gradlab_client.spec import JobSpec
 
 from diagnosis import CODES, Finding
 from diagnosis.engine import EXPLAINS, explains, link
-from diagnosis.remedy import remedy_for
+from diagnosis.remedy import healthy, next_round, remedy_for
 from diagnosis.rules.exploding import exploding_gradients
 from diagnosis.rules.learning_rate import lr_too_high, lr_too_low
 from diagnosis.thresholds import DEFAULT as T
@@ -162,3 +162,28 @@ def test_zero_init_sigmoid_raises_no_learning_rate_or_exploding_alarm() -> None:
     assert lr_too_low(run, T) == []
     kaiming = record(shots, metrics, status="succeeded", job=spec(activation="sigmoid"))
     assert [f.code for f in lr_too_high(kaiming, T)] == ["lr_too_high"]  # the ratio is read
+
+
+# -- a heal's round -------------------------------------------------------------------------------
+
+
+def test_a_heal_round_applies_the_root_causes_remedies_but_never_trains_longer() -> None:
+    spec = mlp([8, 8], init={"scheme": "zeros"})
+    found = link([finding("symmetry", 1, **{"model.init.scheme": "kaiming_normal"}),
+                  finding("no_learning", 1),
+                  Finding(code="not_converged", severity="warning", title="t", detail="d",
+                          onset_step=1, remedy={"training.steps": 4000})])
+    planned = next_round(spec, found)
+    assert planned is not None and planned.codes == ["symmetry"]
+    assert planned.changes == {"model.init.scheme": "kaiming_normal"}
+    assert planned.spec["model"]["init"]["scheme"] == "kaiming_normal"
+    assert planned.spec["training"] == spec["training"]
+    assert next_round(planned.spec, found) is None  # nothing left to change
+    assert next_round(spec, [finding("not_converged", 1, **{"training.steps": 4000})]) is None
+
+
+def test_a_job_that_only_has_not_converged_left_is_healthy() -> None:
+    learning = [Finding(code="not_converged", severity="warning", title="t", detail="d")]
+    assert healthy("succeeded", learning) and healthy("succeeded", [])
+    assert not healthy("diverged", [])
+    assert not healthy("succeeded", [finding("dead_units", 1)])
