@@ -18,11 +18,11 @@ def zero_init_spec(**diagnosis: Any) -> dict[str, Any]:
     return {"name": "zero-init", "data": {"dataset": "spiral"},
             "model": {"hidden": [64, 64], "init": {"scheme": "zeros"}},
             "optimizer": {"name": "adam", "lr": 0.001},
-            "training": {"steps": 500, "batch_size": 64, "eval_every": 50, "device": "cpu"},
+            "training": {"steps": 300, "batch_size": 64, "eval_every": 50, "device": "cpu"},
             "telemetry": {"snapshot_every": 50, "bins": 16}, "diagnosis": diagnosis}
 
 
-def stored_heal(stack: Stack, job_id: str, timeout: float = 600) -> Heal:
+def stored_heal(stack: Stack, job_id: str, timeout: float = 270) -> Heal:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with stack.database.read() as session:
