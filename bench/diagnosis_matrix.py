@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a file: the harness lives under the repo
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import CODES, diagnose
 from diagnosis.remedy import alarms, healthy, next_round, set_path

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gradlab_client.spec import RELU_FAMILY, JobSpec
+from gradlab_contract.spec import RELU_FAMILY, JobSpec
 
 from diagnosis.findings import CODES, num
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from gradlab_client.models import Heal
+from gradlab_contract.models import Heal
 
 from service.deps import Services
 from store import heals, jobs

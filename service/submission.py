@@ -13,8 +13,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from gradlab_client.shapes import UploadInfo
-from gradlab_client.spec import JobSpec
+from gradlab_contract.shapes import UploadInfo
+from gradlab_contract.spec import JobSpec
 
 from service.deps import Services
 from service.errors import InvalidSpec

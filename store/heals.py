@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gradlab_client.models import TERMINAL_STATUSES, Finding, Heal, HealRound
-from gradlab_client.spec import JobSpec
+from gradlab_contract.models import TERMINAL_STATUSES, Finding, Heal, HealRound
+from gradlab_contract.spec import JobSpec
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gradlab_client.models import TERMINAL_STATUSES, Finding, RemedyOutcome
+from gradlab_contract.models import TERMINAL_STATUSES, Finding, RemedyOutcome
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 

@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from gradlab_client.models import (
+from gradlab_contract.models import (
     Catalog,
     DatasetInfo,
     Diagnosis,
@@ -23,6 +23,7 @@ from gradlab_client.models import (
     Job,
     Snapshot,
 )
+
 from gradlab_client.results import MetricsResult
 
 Cell = str | int | float | None

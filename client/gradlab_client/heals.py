@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
+from gradlab_contract.models import Heal
+
 from gradlab_client._http import HTTP
 from gradlab_client.errors import Timeout
-from gradlab_client.models import Heal
 
 
 class Heals:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradlab_client.spec import SATURATING_ACTIVATIONS, JobSpec
+from gradlab_contract.spec import SATURATING_ACTIVATIONS, JobSpec
 
 from diagnosis.findings import num
 from diagnosis.remedy import suited_init

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 import numpy as np
-from gradlab_client.spec import RELU_FAMILY
+from gradlab_contract.spec import RELU_FAMILY
 
 from diagnosis.findings import Finding, num
 from diagnosis.measure import first_nonfinite, median

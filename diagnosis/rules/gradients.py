@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis.findings import Finding, num
 from diagnosis.measure import median

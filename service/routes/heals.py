@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from gradlab_client.models import Heal, HealRequest
+from gradlab_contract.models import Heal, HealRequest
 
 from service import healing
 from service.deps import CurrentTeam, JobDep, ServicesDep

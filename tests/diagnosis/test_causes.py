@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import pytest
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import CODES, Finding
 from diagnosis.engine import EXPLAINS, explains, link

@@ -4,7 +4,7 @@ and the same seed makes the same scenarios. (The bench itself trains: it runs on
 
 from __future__ import annotations
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from bench.diagnosis_matrix import HELD_OUT_SEEDS, MAKERS, TUNING_SEEDS, generate
 from diagnosis import CODES

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gradlab_client.models import Heal
+from gradlab_contract.models import Heal
 
 from store import heals, orm
 from tests.integration.conftest import Stack

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from gradlab_client.models import Heal, Job
+from gradlab_contract.models import Heal, Job
 
 from store import findings, leases
 from store.db import Database
