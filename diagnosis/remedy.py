@@ -14,11 +14,13 @@ divergence, lr_too_high any                                    lower lr (evidenc
 dead_units             a large lr is in evidence               lower lr (evidence) (§2)
                        ReLU family, init other than Kaiming    Kaiming init (§3)
                        otherwise                               Leaky ReLU (§2)
-lr_too_low             any                                     higher lr (evidence) (§7)
+lr_too_low,            sparse (categorical) data, plain SGD    an adaptive optimizer: Adam (§1)
+not_converged
+lr_too_low             otherwise                               higher lr (evidence) (§7)
 overfitting            any                                     L2 weight decay + dropout; noise on
                                                                the inputs where the data allow;
                                                                the best step to stop at (§5, §6)
-not_converged          any (never an overfitting run)          train longer
+not_converged          otherwise (never an overfitting run)    train longer
 no_learning            -                                       none of its own: its cause's
 
 "Suited" is He/Kaiming for the ReLU family (variance 2/fan_in: ReLU zeroes half its input) and
@@ -46,6 +48,7 @@ CLIP = 1.0  # the gradient norm a clipped run keeps (one unit: the loss' own sca
 L2 = 1e-3  # the L2 penalty an overfitting run gets: a tenth of the usual 1e-2 weight decay
 DROPOUT = 0.2
 NOISE = 0.1  # input noise for continuous data: a tenth of a standardized feature's spread
+ADAM_LR = 1e-3  # Adam's own default: "forgiving about the learning rate" (§1)
 INIT_CAUSES = frozenset({"activation_collapse", "saturation", "vanishing_gradients"})
 
 
@@ -84,6 +87,10 @@ def remedy_for(cause: str, spec: JobSpec, *, lr: float | None = None,
         return _lower_lr(spec, lr)
     if cause == "dead_units":
         return _dead_units(spec, lr)
+    if cause in ("lr_too_low", "not_converged") and _sparse_sgd(spec):
+        return Remedy({"optimizer.name": "adam", "optimizer.lr": ADAM_LR},
+                      "Use an adaptive optimizer (Adam): on sparse inputs a rare feature gets "
+                      "few updates, and a per-parameter step size makes them count (§1).")
     if cause == "lr_too_low" and lr is not None:
         return Remedy({"optimizer.lr": lr}, f"Raise the learning rate to {num(lr)} (§7).")
     if cause == "overfitting":
@@ -92,6 +99,12 @@ def remedy_for(cause: str, spec: JobSpec, *, lr: float | None = None,
         return Remedy(dict(longer), "Train longer (or with a larger learning rate and a decaying "
                       "schedule).")
     return None
+
+
+def _sparse_sgd(spec: JobSpec) -> bool:
+    """Categorical (sparse) inputs trained by a method with one step size for all weights."""
+    return (spec.model.kind == "embedding_mlp"
+            and spec.optimizer.name in ("sgd", "momentum", "nesterov"))
 
 
 def _signal_remedy(spec: JobSpec) -> Remedy | None:

@@ -187,3 +187,14 @@ def test_a_job_that_only_has_not_converged_left_is_healthy() -> None:
     assert healthy("succeeded", learning) and healthy("succeeded", [])
     assert not healthy("diverged", [])
     assert not healthy("succeeded", [finding("dead_units", 1)])
+
+
+def test_sparse_data_with_plain_sgd_is_told_to_use_an_adaptive_optimizer() -> None:
+    ctr = JobSpec.model_validate({"data": {"dataset": "ctr"}, "optimizer": {"name": "sgd"},
+                                  "model": {"kind": "embedding_mlp", "hidden": [32]}})
+    for cause in ("lr_too_low", "not_converged"):
+        remedy = remedy_for(cause, ctr, lr=0.1, longer={"training.steps": 1000})
+        assert remedy is not None
+        assert remedy.changes == {"optimizer.name": "adam", "optimizer.lr": 1e-3}
+    assert remedy_for("not_converged", job(), longer={"training.steps": 1000}).changes == {  # type: ignore[union-attr]
+        "training.steps": 1000}
