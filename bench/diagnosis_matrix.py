@@ -353,14 +353,14 @@ def report(title: str, outcomes: list[Outcome]) -> None:
           f" [target >= 98%; AutoTrainer 97.33%], compute "
           f"{sum(o.heal_steps for o in sick) / base:.2f}x")
     random_ok = sum(bool(o.random_healed) for o in sick)
-    heal_cost = sum(o.heal_steps for o in sick if o.healed)
-    random_cost = sum(o.random_steps for o in sick if o.random_healed)
+    heal_spent, random_spent = (sum(o.heal_steps for o in sick),
+                                sum(o.random_steps for o in sick))
     print(f"random search, same fields, same number of jobs: {random_ok}/{len(sick)} "
           f"({_share(random_ok, len(sick))}) reached a healthy job, compute "
-          f"{sum(o.random_steps for o in sick) / base:.2f}x")
-    print(f"steps per healthy job reached: heal {heal_cost / max(1, healed):.0f}, random search "
-          f"{random_cost / max(1, random_ok):.0f}; steps spent in all: heal "
-          f"{sum(o.heal_steps for o in sick)}, random {sum(o.random_steps for o in sick)}")
+          f"{random_spent / base:.2f}x")
+    print(f"training steps per healthy job reached (all steps spent / jobs reached): heal "
+          f"{heal_spent / max(1, healed):.0f}, random search "
+          f"{random_spent / max(1, random_ok):.0f}")
 
 
 def _yes(value: bool | None) -> str:
