@@ -8,6 +8,7 @@ symmetry               any                                     random init suite
 activation_collapse,   sigmoid with DEEP_SIGMOID+ hidden layers ReLU + Kaiming init (§2, §3)
 saturation,            init not suited to the activation       the suited init (§3)
 vanishing_gradients    suited init, no batch norm              batch norm (§4)
+vanishing_gradients    a resnet without its shortcuts          identity shortcuts (He et al. 2016)
 exploding_gradients    init not suited to the activation       the suited init + clipping (§3, §7)
                        otherwise                               lower lr (evidence) + clipping
 divergence, lr_too_high any                                    lower lr (evidence) + clipping (§7)
@@ -75,6 +76,10 @@ def remedy_for(cause: str, spec: JobSpec, *, lr: float | None = None,
         return Remedy({"model.init.scheme": suited},
                       f"Initialize with random values scaled to the activation: {suited} for "
                       f"{model.activation} (§3).")
+    if cause == "vanishing_gradients" and plain_resnet(spec):
+        return Remedy({"model.resnet.shortcut": "identity"},
+                      "Add identity shortcuts (He et al., 2016): x + F(x) carries the gradient "
+                      "past every block unchanged, so depth stops degrading training.")
     if cause in INIT_CAUSES:
         return _signal_remedy(spec)
     if cause == "exploding_gradients":
@@ -101,6 +106,24 @@ def remedy_for(cause: str, spec: JobSpec, *, lr: float | None = None,
     return None
 
 
+def plain_resnet(spec: JobSpec) -> bool:
+    """A resnet built without its shortcuts: the plain network of He et al.'s comparison."""
+    return spec.model.kind == "resnet" and spec.model.resnet_spec.shortcut == "none"
+
+
+def normalization_remedy(spec: JobSpec) -> dict[str, Any] | None:
+    """The spec change that normalizes every layer, in the field the model's kind reads; None
+    where no single field does it (a sequential model's norms are layers of its list)."""
+    kind = spec.model.kind
+    if kind == "sequential":
+        return None
+    if kind == "resnet":
+        if spec.model.resnet_spec.norm != "none":
+            return None
+        return {"model.resnet.norm": "batch"}
+    return {"model.batch_norm": True}
+
+
 def _sparse_sgd(spec: JobSpec) -> bool:
     """Categorical (sparse) inputs trained by a method with one step size for all weights."""
     return (spec.model.kind == "embedding_mlp"
@@ -119,10 +142,10 @@ def _signal_remedy(spec: JobSpec) -> Remedy | None:
         return Remedy({"model.init.scheme": suited},
                       f"Initialize with {suited}, which scales each layer's weights to its "
                       "fan-in so that the signal keeps its spread (§3); batch norm also does (§4).")
-    if not model.batch_norm:
-        return Remedy({"model.batch_norm": True},
-                      "Add batch norm: every layer's pre-activations are brought back to unit "
-                      "scale (§4).")
+    normalize = normalization_remedy(spec)
+    if normalize and not model.batch_norm:
+        return Remedy(normalize, "Add batch norm: every layer's pre-activations are brought "
+                      "back to unit scale (§4).")
     return None
 
 
@@ -247,7 +270,9 @@ def set_path(document: dict[str, Any], path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
     node = document
     for part in parents:
-        child = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an optional section left null (model.resnet)
+            node[part] = {}
+        child = node[part]
         if not isinstance(child, dict):
             raise RemedyError(f"{path}: {part} is not a section of the spec")
         node = child

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from gradlab_contract.spec import SATURATING_ACTIVATIONS, JobSpec
+from gradlab_contract.spec import RELU_FAMILY, SATURATING_ACTIVATIONS, JobSpec
 
 from diagnosis.findings import num
-from diagnosis.remedy import suited_init
+from diagnosis.remedy import normalization_remedy, plain_resnet, suited_init
 
-__all__ = ["init_words", "longer", "lr_words", "saturating", "scaled_lr", "suited_init",
+__all__ = ["init_words", "longer", "lr_words", "normalization_remedy", "plain_resnet",
+           "saturating", "scaled_lr", "suited_init", "uses_relu_family",
            "weights_by_construction"]
 
 
@@ -42,7 +43,11 @@ def scaled_lr(spec: JobSpec, factor: float) -> float:
 
 
 def saturating(spec: JobSpec) -> bool:
-    return spec.model.activation in SATURATING_ACTIVATIONS
+    return bool(spec.model.activations() & SATURATING_ACTIVATIONS)
+
+
+def uses_relu_family(spec: JobSpec) -> bool:
+    return bool(spec.model.activations() & RELU_FAMILY)
 
 
 def longer(spec: JobSpec, factor: int) -> dict[str, int]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import math
 
-from gradlab_contract.spec import RELU_FAMILY, SATURATING_ACTIVATIONS
-
 from diagnosis.findings import Finding, num, pct
 from diagnosis.measure import layer_medians
 from diagnosis.record import RunRecord, SnapshotRecord
 from diagnosis.remedy import remedy_for
-from diagnosis.rules._common import init_words
+from diagnosis.rules._common import init_words, saturating, uses_relu_family
 from diagnosis.rules.learning_rate import lr_evidence, safer_lr
 from diagnosis.thresholds import Thresholds
 
@@ -61,7 +59,7 @@ def activation_collapse(record: RunRecord, t: Thresholds) -> list[Finding]:
 
 def saturation(record: RunRecord, t: Thresholds) -> list[Finding]:
     spec = record.spec
-    if spec.model.activation not in SATURATING_ACTIVATIONS:
+    if not saturating(spec):
         return []
     steps = record.recent_steps("activation", t.window)
     fractions = layer_medians(record, "activation", "saturated_fraction", steps)
@@ -92,7 +90,7 @@ def saturation(record: RunRecord, t: Thresholds) -> list[Finding]:
 
 def dead_units(record: RunRecord, t: Thresholds) -> list[Finding]:
     spec = record.spec
-    if spec.model.activation not in RELU_FAMILY:
+    if not uses_relu_family(spec):
         return []
     steps = record.recent_steps("activation", t.window)
     fractions = layer_medians(record, "activation", "dead_fraction", steps)

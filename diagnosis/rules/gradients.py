@@ -19,7 +19,7 @@ from diagnosis.findings import Finding, num
 from diagnosis.measure import median
 from diagnosis.record import RunRecord
 from diagnosis.remedy import remedy_for
-from diagnosis.rules._common import init_words
+from diagnosis.rules._common import init_words, plain_resnet
 from diagnosis.thresholds import Thresholds
 
 
@@ -99,6 +99,9 @@ def _cause(spec: JobSpec, layers: int, per_layer: float) -> str:
     """Why the gradient shrinks, most specific cause first."""
     activation, scheme = spec.model.activation, spec.model.init.scheme
     shrink = f"by about {num(per_layer)} per layer over {layers} layers"
+    if plain_resnet(spec):
+        return (f"This plain network has no shortcuts, so the backward signal must pass through "
+                f"every one of its layers and is scaled at each: the gradient shrank {shrink}")
     if activation == "sigmoid":
         return (f"Sigmoid's derivative is at most 0.25 and back-propagation multiplies one such "
                 f"factor per layer: the gradient shrank {shrink}")

@@ -9,7 +9,7 @@ from gradlab_contract.models import Heal, HealRequest
 
 from service import healing
 from service.deps import CurrentTeam, JobDep, ServicesDep
-from service.problems import problem_doc
+from service.http.problems import problem_doc
 from store import heals
 
 router = APIRouter(tags=["heal"], responses=problem_doc(401, 404, 503))
