@@ -8,6 +8,7 @@ import logging
 
 from gradlab_contract.models import Heal
 
+from diagnosis import remedy
 from service.deps import Services
 from store import heals, jobs
 from store.teams import Team
@@ -40,7 +41,8 @@ def refresh(services: Services, *, team: Team, heal: Heal) -> Heal:
         return heal
     with services.db.transaction() as session:
         published = heals.advance(session, heal_id=heal.id,
-                                  max_queued=services.settings.max_queued_jobs_per_team)
+                                  max_queued=services.settings.max_queued_jobs_per_team,
+                                  planner=remedy)
         heal = heals.get_heal(session, team_id=team.id, heal_id=heal.id)
     for job_id in published:
         try:

@@ -22,7 +22,7 @@ normalization and regularization), so it stays within the limits that job passed
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from gradlab_contract.models import TERMINAL_STATUSES, Finding, Heal, HealRound
 from gradlab_contract.spec import JobSpec
@@ -30,7 +30,6 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from diagnosis.remedy import alarms, healthy, next_round
 from store import findings, jobs, orm, remedies
 from store.errors import NotFound, QuotaExceeded
 
@@ -100,7 +99,19 @@ def cancel_heal(session: Session, *, team_id: str, heal_id: str) -> Heal:
     return _to_heal(row)
 
 
-def advance(session: Session, *, heal_id: str, max_queued: int | None) -> list[str]:
+class Planner(Protocol):
+    """The diagnosis' side of a round (diagnosis.remedy: alarms, healthy, next_round), handed
+    in by the caller: the store does not import the diagnosis."""
+
+    def alarms(self, findings: Sequence[Finding]) -> set[str]: ...
+
+    def healthy(self, status: str, findings: Sequence[Finding]) -> bool: ...
+
+    def next_round(self, spec: dict[str, Any], findings: Sequence[Finding]) -> Any: ...
+
+
+def advance(session: Session, *, heal_id: str, max_queued: int | None,
+            planner: Planner) -> list[str]:
     """One step of the heal whose current job has ended (see the module's opening comment);
     the ids of the jobs to publish once the transaction commits."""
     row = session.scalars(select(orm.Heal).where(orm.Heal.id == heal_id)
@@ -112,16 +123,16 @@ def advance(session: Session, *, heal_id: str, max_queued: int | None) -> list[s
         return []
     found = _final_findings(session, job.id)
     rounds = [dict(r) for r in row.rounds]
-    rounds[-1].update(_observed(session, job, found))
+    rounds[-1].update(_observed(session, job, found, planner))
     row.rounds = rounds
-    verdict = _end_of(row, job, found)
+    verdict = _end_of(row, job, found, planner)
     if verdict is not None:
         row.status, row.reason = verdict
         row.finished_at = orm.utcnow()
         row.healthy_job_id = job.id if row.status == "healed" else None
         session.flush()
         return []
-    return _next_round(session, row, job, found, max_queued)
+    return _next_round(session, row, job, found, max_queued, planner)
 
 
 def running_heals_of(session: Session, *, job_id: str) -> list[str]:
@@ -131,8 +142,10 @@ def running_heals_of(session: Session, *, job_id: str) -> list[str]:
     return list(session.scalars(query))
 
 
-def _end_of(row: orm.Heal, job: orm.Job, found: Sequence[Finding]) -> tuple[str, str] | None:
-    if healthy(job.status, found):
+def _end_of(row: orm.Heal, job: orm.Job, found: Sequence[Finding], planner: Planner
+            ) -> tuple[str, str] | None:
+    alarms = planner.alarms
+    if planner.healthy(job.status, found):
         return "healed", f"job {job.id} succeeded with no warning or error"
     if job.status == "cancelled":
         return "cancelled", f"job {job.id} was cancelled"
@@ -143,8 +156,9 @@ def _end_of(row: orm.Heal, job: orm.Job, found: Sequence[Finding]) -> tuple[str,
 
 
 def _next_round(session: Session, row: orm.Heal, job: orm.Job, found: Sequence[Finding],
-                max_queued: int | None) -> list[str]:
-    planned = next_round(job.spec, found)
+                max_queued: int | None, planner: Planner) -> list[str]:
+    alarms = planner.alarms
+    planned = planner.next_round(job.spec, found)
     spec = _valid({**planned.spec, "diagnosis": {"heal": None}}) if planned else None
     if planned is None or spec is None:
         return _stop(session, row, "failed", f"no remedy applies to job {job.id}'s findings "
@@ -180,13 +194,14 @@ def _stop(session: Session, row: orm.Heal, status: str, reason: str) -> list[str
     return []
 
 
-def _observed(session: Session, job: orm.Job, found: Sequence[Finding]) -> dict[str, Any]:
+def _observed(session: Session, job: orm.Job, found: Sequence[Finding], planner: Planner
+              ) -> dict[str, Any]:
     """What a round's job showed, for its entry in `rounds`; a remedy round's outcome is
     settled here (against the previous round) if the worker has not settled it yet."""
     remedies.settle(session, child_id=job.id, findings=found)
     remedy = session.get(orm.Remedy, job.id)
     observed: dict[str, Any] = {
-        "status": job.status, "findings": sorted(alarms(found)),
+        "status": job.status, "findings": sorted(planner.alarms(found)),
         "causes": [f.code for f in found if f.caused_by is None and f.severity != "info"],
         "best_val_loss": (job.summary or {}).get("best_val_loss"),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from diagnosis import remedy
 from store import findings, heals, remedies
 from taskqueue import publish_job
 from worker.context import WorkerContext
@@ -30,7 +31,8 @@ def after_job(ctx: WorkerContext, job_id: str) -> list[str]:
             published: list[str] = []
             for heal_id in heals.running_heals_of(session, job_id=job_id):
                 published += heals.advance(session, heal_id=heal_id,
-                                           max_queued=ctx.settings.max_queued_jobs_per_team)
+                                           max_queued=ctx.settings.max_queued_jobs_per_team,
+                                           planner=remedy)
     except Exception:
         log.exception("could not settle or advance what follows job %s", job_id)
         return []

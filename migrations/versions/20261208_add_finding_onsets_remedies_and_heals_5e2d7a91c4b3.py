@@ -3,7 +3,7 @@ remedies table (a remedy job and what it proved about its parent's findings) and
 table (rounds of diagnose -> remedy -> train).
 
 Revision ID: 5e2d7a91c4b3
-Revises: 73356f23d5ac
+Revises: 0070958c8e31
 Create Date: 2026-12-08 00:40:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "5e2d7a91c4b3"
-down_revision: str | Sequence[str] | None = "73356f23d5ac"
+down_revision: str | Sequence[str] | None = "0070958c8e31"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
