@@ -28,6 +28,7 @@ from training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from training.data import Dataset, load_dataset
 from training.evaluate import evaluate
 from training.gradients import FlatGradients, clip_gradients, gradient_norm
+from training.kept import BestWeights, TrainedModel
 from training.metrics import (
     FLUSH_SECONDS,
     FLUSH_STEPS,
@@ -107,6 +108,7 @@ class Trainer:
         self.bf16 = spec.training.precision == "bf16"
         self.grads = FlatGradients.for_params(self.params)
         self.metrics, self.summary = MetricBuffer(), SummaryTracker()
+        self.data, self.best = data, BestWeights()
         self.step = 0
         self.checkpoint_path: Path | None = None
         self.checkpoint_every: int | None = None
@@ -132,6 +134,8 @@ class Trainer:
                 callbacks.on_progress(step, self.total)
             if callbacks.should_stop is not None and callbacks.should_stop():
                 return self._stop()
+        if callbacks.on_trained:
+            callbacks.on_trained(self.trained())
         return self._result("succeeded", self.step)
 
     def _train_step(self, step: int) -> None:
@@ -244,6 +248,8 @@ class Trainer:
             if diverged is not None and step > diverged:
                 break
             self.summary.update(metrics)
+            if step == self.step:  # an evaluation step is flushed at once, with its weights
+                self.best.offer(step, metrics, self.model)
             if self.callbacks.on_metrics:
                 self.callbacks.on_metrics(step, metrics)
         pending, self._snapshots = self._snapshots, None
@@ -279,6 +285,11 @@ class Trainer:
         summary = dict(self.summary.values)
         return RunResult(status, steps_done, self.total, str(self.device), summary, reason)
 
+    def trained(self) -> TrainedModel:
+        """The finished model, moved to the CPU in eval mode, with the best step's weights."""
+        model = self.model.to("cpu").eval()
+        return TrainedModel(model, self.step, self.best.step, self.best.state, self.data)
+
     def layer_infos(self) -> list[LayerInfo]:
         return [
             LayerInfo(
@@ -297,6 +308,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "generators": {name: g.get_state() for name, g in self.generators.items()},
             "summary": self.summary.state_dict(),
+            "best": self.best.state_dict(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -306,4 +318,5 @@ class Trainer:
         for name, stream in self.generators.items():
             stream.set_state(state["generators"][name])
         self.summary.load_state_dict(state["summary"])
+        self.best.load_state_dict(state.get("best", {}))
         self.step = self._checkpointed = int(state["step"])
