@@ -11,6 +11,7 @@ service.problems; routes raise, they never build error responses::
     ├── LimitExceeded   422  limit_exceeded    the spec is valid but over a resource cap
     ├── InvalidUpload   422  invalid_upload    an uploaded file that is not a usable .npz
     ├── PayloadTooLarge 413  payload_too_large an upload over settings.max_upload_bytes
+    ├── RangeNotSatisfiable 416 range_not_satisfiable  a download's Range past the file's end
     └── RateLimited     429  rate_limited      the key made more than settings.rate_limit_per_minute
                                                requests in a minute; `retry_after` seconds
 """
@@ -53,6 +54,15 @@ class InvalidUpload(ApiError):
 class PayloadTooLarge(ApiError):
     code = "payload_too_large"
     status = 413
+
+
+class RangeNotSatisfiable(ApiError):
+    code = "range_not_satisfiable"
+    status = 416
+
+    def __init__(self, message: str, *, field: str | None = None, size: int) -> None:
+        super().__init__(message, field=field)
+        self.size = size  # the file's length, for the Content-Range: bytes */size header
 
 
 class RateLimited(ApiError):

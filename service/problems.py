@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service.errors import ApiError, RateLimited
+from service.errors import ApiError, RangeNotSatisfiable, RateLimited
 from store.errors import QuotaExceeded, StoreError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
             headers["Retry-After"] = seconds
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = exc.retry_after
+    if isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     detail = exc.message

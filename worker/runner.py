@@ -24,6 +24,7 @@ from worker import shutdown
 from worker.checkpoints import CheckpointFiles
 from worker.context import WorkerContext
 from worker.diagnose import LiveDiagnosis
+from worker.keep import ModelKeeper
 from worker.observability import job_started, observe_progress
 from worker.reporter import AttemptFenced, Reporter, TransientStoreError
 from worker.sink import StoreSink
@@ -138,10 +139,12 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
     )
     timed_out = threading.Event()
     timer = _time_limit(ctx.settings.job_time_limit_seconds, reporter, timed_out)
+    keeper = ModelKeeper(ctx.database, ctx.artifacts, state, attempt)  # worker/keep.py
     reporter.start()
     with shutdown.stoppable(reporter.request_stop):  # SIGURG or a dead parent stops the loop
         ending = _train(
-            ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out
+            ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out,
+            keeper,
         )
     if timer is not None:
         timer.cancel()
@@ -164,7 +167,9 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
         return _release(ctx, state, attempt, ending, files)
     with suppress(Unavailable):  # after an outage, wait for the store before the last writes
         _retrying(ctx.settings.lease_seconds, ctx.database.ping)
-    live.finish(ending.status)  # the final diagnosis, while the job is still ours (fenced)
+    findings = live.finish(ending.status)  # the final diagnosis, while the job is still ours
+    if ending.status == "succeeded":
+        keeper.keep(ending.summary, findings)  # weights, exports, model card: before "succeeded"
     if _finish(ctx, state.id, attempt, ending):
         files.remove_all()  # kept otherwise: the retry resumes from them
     return ending.status
@@ -210,11 +215,12 @@ def _train(
     checkpoint: Path,
     resume: bool,
     timed_out: threading.Event,
+    keeper: ModelKeeper,
 ) -> Ending:
     try:
         result = train(
             state.spec,
-            observe_progress(reporter.callbacks()),  # steps and steps/s for /metrics
+            keeper.attach(observe_progress(reporter.callbacks())),  # steps/s for /metrics
             data_root=ctx.settings.data_root,
             upload_path=_upload_path(ctx, state),
             checkpoint_path=checkpoint,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gradlab_client.models import (
     TERMINAL_STATUSES,
+    Artifact,
     Catalog,
     CatalogValue,
     DatasetInfo,
@@ -26,6 +27,7 @@ from gradlab_client.models import (
     Problem,
     Progress,
     Snapshot,
+    StorageUsage,
     Study,
     StudyComparison,
     StudyCreate,
@@ -97,6 +99,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "TERMINAL_STATUSES",
     "APIError",
+    "Artifact",
     "AugmentSpec",
     "Catalog",
     "CatalogValue",
@@ -128,6 +131,7 @@ __all__ = [
     "ServiceUnavailable",
     "Snapshot",
     "SnapshotIterator",
+    "StorageUsage",
     "Study",
     "StudyComparison",
     "StudyCreate",

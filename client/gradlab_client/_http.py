@@ -77,8 +77,10 @@ class HTTP:
         data: Mapping[str, str] | None = None,
         files: Any = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
-        """Send once, or up to 1 + max_retries times when `retry`; raise a GradlabError."""
+        """Send once, or up to 1 + max_retries times when `retry`; raise a GradlabError. With
+        `stream`, a successful response's body is not read yet: the caller closes it."""
         request = self._client.build_request(
             method,
             f"{self.base_url}{path}",
@@ -92,7 +94,7 @@ class HTTP:
         for attempt in range(retries + 1):
             last = attempt == retries
             try:
-                response = self._client.send(request)
+                response = self._client.send(request, stream=stream)
             except httpx.HTTPError as exc:
                 if last or not isinstance(exc, _TRANSIENT):
                     raise _transport_error(exc, request) from exc
@@ -100,6 +102,8 @@ class HTTP:
                 continue
             if response.is_success:
                 return response
+            if stream:
+                response.read()  # the problem document, for the error
             hint = retry_after_seconds(response)
             if last or not self._should_retry(response.status_code, hint):
                 raise error_from_response(response)

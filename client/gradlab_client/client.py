@@ -19,7 +19,7 @@ import httpx
 from gradlab_client._http import HTTP, RetryPolicy
 from gradlab_client.datasets import Datasets
 from gradlab_client.jobs import Jobs
-from gradlab_client.models import Catalog
+from gradlab_client.models import Catalog, StorageUsage
 from gradlab_client.studies import Studies
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -75,6 +75,11 @@ class Client:
         limits (maximum parameters, steps, ...)."""
         response = self._http.request("GET", "/v1/catalog", retry=True)
         return Catalog.model_validate_json(response.content)
+
+    def usage(self) -> StorageUsage:
+        """The bytes your team keeps (artifacts and uploads) and its quota."""
+        response = self._http.request("GET", "/v1/usage", retry=True)
+        return StorageUsage.model_validate_json(response.content)
 
     def close(self) -> None:
         self._http.close()

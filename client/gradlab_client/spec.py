@@ -46,6 +46,7 @@ Normalize = Literal["standardize", "minmax", "none"]
 Pool = Literal["max", "avg"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
+Keep = Literal["best", "final", "both"]
 SnapshotKind = Literal["gradient", "weight", "activation"]
 BuiltinDataset = Literal["mnist1d", "digits", "spiral", "ctr", "cifar10"]
 
@@ -238,6 +239,10 @@ class TrainingSpec(_Strict):
     grad_clip: float | None = Field(None, gt=0.0)
     device: Device = "auto"
     precision: Precision = "fp32"
+    keep: Keep = Field(
+        "best", description="the weights a succeeded job keeps (safetensors, TorchScript and "
+        "ONNX): those of the evaluation with the best validation accuracy, the final ones, or both"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainingSpec:

@@ -15,7 +15,7 @@ EXPECTED_ALL = [
     "Client", "MetricsResult", "SnapshotIterator",
     "Job", "JobStatus", "TERMINAL_STATUSES", "Progress", "MetricSeries", "Snapshot", "Histogram",
     "Layer", "DatasetInfo", "Catalog", "CatalogValue", "Problem", "Diagnosis", "Finding",
-    "Study", "StudyCreate", "StudyComparison", "StudyTemplate",
+    "Study", "StudyCreate", "StudyComparison", "StudyTemplate", "Artifact", "StorageUsage",
     # errors
     "GradlabError", "APIError", "NotFound", "Unauthorized", "ValidationError", "Conflict",
     "RateLimited", "ServiceUnavailable", "Timeout", "TransportError",
