@@ -18,7 +18,7 @@ from gradlab_client.spec import JobSpec
 from service.deps import Services
 from service.errors import InvalidSpec
 from service.limits import check_limits
-from store import datasets, jobs
+from store import datasets, job_artifacts, jobs
 from store.errors import NotFound
 from store.jobs import CreatedJob
 from store.teams import Team
@@ -41,6 +41,10 @@ def submit_job(
     upload = resolve_upload(services, team=team, spec=spec)
     estimate = check_limits(spec, settings, upload)
     with services.db.transaction() as session:
+        # A job keeps files: a team over its storage quota frees some before it trains more.
+        job_artifacts.check_storage_quota(
+            session, team_id=team.id, quota_bytes=settings.max_storage_bytes_per_team
+        )
         created = jobs.create_job(
             session, team_id=team.id, spec=spec, total_steps=estimate.total_steps,
             idempotency_key=idempotency_key, request_hash=request_hash(spec),

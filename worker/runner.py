@@ -28,6 +28,7 @@ from worker.keep import ModelKeeper
 from worker.observability import job_started, observe_progress
 from worker.reporter import AttemptFenced, Reporter, TransientStoreError
 from worker.sink import StoreSink
+from worker.uploads import local_upload
 
 log = logging.getLogger(__name__)
 # run_job's answer when the job's team already runs settings.max_running_jobs_per_team jobs.
@@ -263,9 +264,8 @@ def _upload_path(ctx: WorkerContext, state: JobState) -> Path | None:
     if upload_id is None:
         return None
     with ctx.database.read() as session:
-        return Path(
-            datasets.get_dataset_file(session, team_id=state.team_id, dataset_id=upload_id).path
-        )
+        upload = datasets.get_dataset_file(session, team_id=state.team_id, dataset_id=upload_id)
+    return local_upload(ctx.artifacts, upload, ctx.settings.home / "cache" / "uploads")
 
 
 def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bool:

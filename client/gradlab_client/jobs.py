@@ -195,7 +195,7 @@ class Jobs:
         response = self._http.request("GET", f"{_job_path(job_id)}/artifacts", retry=True)
         return [Artifact.model_validate(item) for item in response.json()]
 
-    def download(self, job_id: str, name: str, path: str | Path = ".") -> Path:
+    def download(self, job_id: str, *, name: str, path: str | Path = ".") -> Path:
         """Download artifact `name` to `path` (a file, or a folder to put it in) and return
         where it is. The sha256 is checked; on a mismatch nothing is kept
         (artifacts.ChecksumMismatch)."""
@@ -209,16 +209,16 @@ class Jobs:
     def model_card(self, job_id: str) -> dict[str, Any]:
         """The job's model card: spec, layers, summary, diagnosis and preprocessing."""
         with tempfile.TemporaryDirectory() as folder:
-            return _artifacts.read_card(self.download(job_id, _artifacts.CARD, folder))
+            return _artifacts.read_card(self.download(job_id, name=_artifacts.CARD, path=folder))
 
-    def load_model(self, job_id: str, which: _artifacts.Which = "best") -> torch.nn.Module:
+    def load_model(self, job_id: str, *, which: _artifacts.Which = "best") -> torch.nn.Module:
         """The job's trained model, ready to run (needs `gradlab-client[torch]`): a
         torch.nn.Module in eval mode that takes raw rows, applies the job's normalization and
         returns logits. `which` is "best" (the evaluation with the best validation accuracy)
         or "final", as the job's `training.keep` kept them."""
         name = f"model-{which}.pt"
         with tempfile.TemporaryDirectory() as folder:
-            path = self.download(job_id, name, folder)
+            path = self.download(job_id, name=name, path=folder)
             return _artifacts.load_model({name: path}, which)
 
 

@@ -66,12 +66,12 @@ def public_methods(cls: type) -> set[str]:
 
 
 def test_the_resources_offer_exactly_these_calls() -> None:
-    assert public_methods(gradlab_client.Client) == {"catalog", "close"}
+    assert public_methods(gradlab_client.Client) == {"catalog", "close", "usage"}
     assert public_methods(Jobs) == {
         "create", "get", "list", "cancel", "wait", "metrics", "layers", "snapshots",
-        "diagnosis", "remedy",
+        "diagnosis", "remedy", "delete", "artifacts", "download", "model_card", "load_model",
     }
-    assert public_methods(Datasets) == {"upload", "list"}
+    assert public_methods(Datasets) == {"upload", "list", "delete"}
     assert public_methods(Studies) == {
         "create", "get", "list", "cancel", "compare", "templates", "wait",
     }

@@ -42,7 +42,7 @@ def test_a_succeeded_job_keeps_its_model(stack: Stack, tmp_path: Path) -> None:
     listed = {artifact.name: artifact for artifact in client.jobs.artifacts(job["id"])}
     assert set(listed) == EXPECTED
 
-    onnx_path = client.jobs.download(job["id"], "model-best.onnx", tmp_path)
+    onnx_path = client.jobs.download(job["id"], name="model-best.onnx", path=tmp_path)
     assert hashlib.sha256(onnx_path.read_bytes()).hexdigest() == listed["model-best.onnx"].sha256
     card = client.jobs.model_card(job["id"])
     assert card["kept"]["best"] % 10 == 0 and card["input"]["scaling"]["axis"] == 1
