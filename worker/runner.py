@@ -114,7 +114,7 @@ def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
 
 def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
     job_started(state.id, attempt)  # logs name the attempt; metrics count it running
-    files = CheckpointFiles(ctx.settings.checkpoints_dir, state.id)
+    files = CheckpointFiles(ctx.settings.checkpoints_dir, state.id, ctx.artifacts)
     recorded = state.checkpoint_step
     resume_step = recorded if recorded is not None and files.restore(attempt, recorded) else None
     log.info("job %s attempt %d claimed; %s", state.id, attempt,
