@@ -18,6 +18,7 @@ from gradlab_client.spec import JobSpec
 from service.deps import Services
 from service.errors import InvalidSpec
 from service.limits import check_limits
+from service.warm_start import check_warm_start
 from store import datasets, job_artifacts, jobs
 from store.errors import NotFound
 from store.jobs import CreatedJob
@@ -40,6 +41,7 @@ def submit_job(
     settings = services.settings
     upload = resolve_upload(services, team=team, spec=spec)
     estimate = check_limits(spec, settings, upload)
+    check_warm_start(services, team=team, spec=spec, upload=upload)
     with services.db.transaction() as session:
         # A job keeps files: a team over its storage quota frees some before it trains more.
         job_artifacts.check_storage_quota(

@@ -39,7 +39,7 @@ def nonlinearity(activation: str) -> tuple[Nonlinearity, float]:
 
 def initialize(model: Network, init: InitSpec, activation: str) -> None:
     """Apply ``init`` in place; 'default' keeps PyTorch's own initialization untouched."""
-    if init.scheme == "default":
+    if init.scheme in ("default", "from_job"):  # from_job: train() loads the weights after
         return
     with torch.no_grad():
         for layer in model.layers():

@@ -59,12 +59,15 @@ def train(
     checkpoint_path: Path | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    initial_weights: dict[str, torch.Tensor] | None = None,
 ) -> RunResult:
     """Train ``spec`` and report through ``callbacks``, all called on this thread.
 
     ``dataset`` is used as given, else loaded from the spec. A checkpoint is written to
     ``checkpoint_path`` every ``checkpoint_every`` steps and when should_stop() says so; with
     ``resume`` and an existing checkpoint, training continues after the checkpoint's step.
+    ``initial_weights`` (a state dict of the same architecture: a warm start) replace the
+    initialization; a resumed checkpoint replaces them in turn.
     """
     if checkpoint_every is not None and checkpoint_path is None:
         raise ValueError("checkpoint_every needs a checkpoint_path")
@@ -75,6 +78,8 @@ def train(
     with denormals_flushed(device):
         trainer = Trainer(spec, dataset, device, callbacks or TrainingCallbacks())
         trainer.checkpoint_path, trainer.checkpoint_every = checkpoint_path, checkpoint_every
+        if initial_weights is not None:
+            trainer.model.load_state_dict(initial_weights)  # strict: same layers and shapes
         if resume and checkpoint_path is not None and checkpoint_path.exists():
             trainer.restore(load_checkpoint(checkpoint_path, spec))
         return trainer.run()

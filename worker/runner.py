@@ -29,6 +29,7 @@ from worker.observability import job_started, observe_progress
 from worker.reporter import AttemptFenced, Reporter, TransientStoreError
 from worker.sink import StoreSink
 from worker.uploads import local_upload
+from worker.warm_start import initial_weights
 
 log = logging.getLogger(__name__)
 # run_job's answer when the job's team already runs settings.max_running_jobs_per_team jobs.
@@ -227,6 +228,7 @@ def _train(
             checkpoint_path=checkpoint,
             checkpoint_every=ctx.settings.checkpoint_every_steps,
             resume=resume,
+            initial_weights=initial_weights(ctx.database, ctx.artifacts, state),  # warm start
         )
     except Exception as error:  # the job fails; the worker goes on serving
         log.exception("job %s failed", state.id)

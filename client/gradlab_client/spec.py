@@ -38,6 +38,7 @@ InitScheme = Literal[
     "kaiming_normal",
     "kaiming_uniform",
     "orthogonal",
+    "from_job",
 ]
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 ScheduleName = Literal["constant", "step", "exponential", "cosine"]
@@ -162,6 +163,21 @@ class InitSpec(_Strict):
     gain: float = Field(
         1.0, gt=0.0, le=100.0, description="gain of xavier/orthogonal, bound of 'uniform'"
     )
+    job: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="'from_job': the succeeded job of your team whose weights to start from",
+    )
+    which: Literal["best", "final"] = Field(
+        "best", description="'from_job': that job's best or final weights (as it kept them)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> InitSpec:
+        if self.scheme == "from_job" and self.job is None:
+            raise _field_error(("job",), "scheme 'from_job' needs init.job, the job to start from")
+        if self.scheme != "from_job" and self.job is not None:
+            raise _field_error(("job",), f"init.job is for scheme 'from_job', not {self.scheme!r}")
+        return self
 
 
 class ModelSpec(_Strict):

@@ -104,3 +104,38 @@ def test_an_unfinished_job_cannot_be_deleted(stack: Stack) -> None:
     response = stack.client.delete(f"/v1/jobs/{job['id']}")
     assert response.status_code == 409 and response.json()["field"] == "status"
     stack.client.post(f"/v1/jobs/{job['id']}/cancel")
+
+
+def test_a_warm_start_begins_from_the_kept_weights(stack: Stack) -> None:
+    base = {"data": {"dataset": "spiral"}, "model": {"hidden": [16]},
+            "training": {"steps": 60, "eval_every": 20, "keep": "final"}}
+    source = stack.submit(base)
+    done = stack.wait_for(source["id"], lambda j: j["status"] == "succeeded", 180)
+    warm = {
+        **base,
+        "model": {"hidden": [16], "init": {"scheme": "from_job", "job": source["id"],
+                                           "which": "final"}},
+        # One step too small to move anything: its evaluation is the source's final one.
+        "optimizer": {"name": "sgd", "lr": 1e-9},
+        "training": {"steps": 1, "eval_every": 1},
+    }
+    job = stack.submit(warm)
+    started = stack.wait_for(job["id"], lambda j: j["status"] not in ("queued", "running"), 180)
+    assert started["status"] == "succeeded", started
+    assert started["summary"]["final_val_accuracy"] == pytest.approx(
+        done["summary"]["final_val_accuracy"], abs=1e-6)
+
+    def refused(spec: dict[str, object]) -> dict[str, object]:
+        response = stack.client.post("/v1/jobs", json=spec)
+        assert response.status_code == 422, response.text
+        return dict(response.json())
+
+    wider = {**warm, "model": {**warm["model"], "hidden": [32]}}  # type: ignore[dict-item]
+    assert refused(wider)["field"] == "model.init.job"
+    best = {**warm, "model": {"hidden": [16], "init": {"scheme": "from_job", "job": source["id"],
+                                                       "which": "best"}}}
+    assert refused(best)["field"] == "model.init.which"  # it kept its final weights only
+    unknown = {**warm, "model": {"hidden": [16], "init": {"scheme": "from_job", "job": "nope"}}}
+    assert refused(unknown)["field"] == "model.init.job"
+    bare = {**warm, "model": {"hidden": [16], "init": {"scheme": "from_job"}}}
+    assert "model.init.job" in str(refused(bare))
