@@ -5,8 +5,8 @@ parameter count). Anything else is 422 on the field to change, before anything i
 
 from __future__ import annotations
 
-from gradlab_client.shapes import UploadInfo, data_shape, plan_layers
-from gradlab_client.spec import JobSpec
+from gradlab_contract.shapes import UploadInfo, data_shape, plan_layers
+from gradlab_contract.spec import JobSpec
 
 from service.deps import Services
 from service.errors import InvalidSpec

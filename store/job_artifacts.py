@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gradlab_client.models import Artifact, StorageUsage
+from gradlab_contract.models import Artifact, StorageUsage
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
+from gradlab_contract.models import Artifact
+
 from gradlab_client._http import HTTP
 from gradlab_client.errors import GradlabError
-from gradlab_client.models import Artifact
 
 if TYPE_CHECKING:
     import torch

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+from gradlab_contract.models import DatasetInfo
+
 from gradlab_client._http import HTTP
-from gradlab_client.models import DatasetInfo
 
 
 class Datasets:

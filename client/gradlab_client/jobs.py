@@ -10,11 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from gradlab_client import artifacts as _artifacts
-from gradlab_client._http import HTTP
-from gradlab_client._progress import ProgressBar
-from gradlab_client.errors import Timeout
-from gradlab_client.models import (
+from gradlab_contract.models import (
     Artifact,
     Diagnosis,
     Job,
@@ -26,8 +22,13 @@ from gradlab_client.models import (
     SnapshotKind,
     SnapshotPage,
 )
+from gradlab_contract.spec import JobSpec
+
+from gradlab_client import artifacts as _artifacts
+from gradlab_client._http import HTTP
+from gradlab_client._progress import ProgressBar
+from gradlab_client.errors import Timeout
 from gradlab_client.results import MetricsResult, Pager, SnapshotIterator
-from gradlab_client.spec import JobSpec
 
 if TYPE_CHECKING:
     import torch

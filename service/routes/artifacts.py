@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 from fastapi.responses import StreamingResponse
-from gradlab_client.models import TERMINAL_STATUSES, Artifact, StorageUsage
+from gradlab_contract.models import TERMINAL_STATUSES, Artifact, StorageUsage
 
 from service.deps import CurrentTeam, JobDep, ServicesDep
 from service.errors import RangeNotSatisfiable

@@ -11,7 +11,7 @@ import onnxruntime
 import pytest
 import torch
 from gradlab_client import Client
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from store.artifacts import open_artifact_store
 from tests.integration.conftest import Stack

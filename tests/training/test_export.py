@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 from safetensors.torch import load_file
 
 from training import TrainingCallbacks, train
