@@ -13,7 +13,7 @@ from gradlab_contract.models import TERMINAL_STATUSES, Artifact, StorageUsage
 
 from service.deps import CurrentTeam, JobDep, ServicesDep
 from service.errors import RangeNotSatisfiable
-from service.problems import problem_doc
+from service.http.problems import problem_doc
 from store import job_artifacts, jobs
 from store.errors import Conflict, NotFound
 
