@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from training.data import Dataset, Scaling
@@ -69,6 +68,8 @@ def raw_validation_inputs(dataset: Dataset, rows: int = CHECK_ROWS) -> torch.Ten
 
 def save_weights(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     """safetensors: tensors only, nothing to unpickle when they are loaded."""
+    from safetensors.torch import save_file
+
     tensors = {name: value.detach().cpu().contiguous() for name, value in state.items()}
     save_file(tensors, str(path), metadata=metadata)
 
