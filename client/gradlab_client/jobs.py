@@ -13,6 +13,7 @@ from urllib.parse import quote
 from gradlab_contract.models import (
     Artifact,
     Diagnosis,
+    Heal,
     Job,
     JobPage,
     JobStatus,
@@ -221,6 +222,14 @@ class Jobs:
         with tempfile.TemporaryDirectory() as folder:
             path = self.download(job_id, name=name, path=folder)
             return _artifacts.load_model({name: path}, which)
+
+    def heal(self, job_id: str, *, max_rounds: int = 3) -> Heal:
+        """Heal the job: rounds of diagnose -> remedy -> train until a job is healthy or
+        `max_rounds` remedy jobs have run (follow it with client.heals.wait(heal.id)). A job has
+        one heal, so repeating the call returns it: retried safely."""
+        response = self._http.request("POST", f"{_job_path(job_id)}/heal",
+                                      json={"max_rounds": max_rounds}, retry=True)
+        return Heal.model_validate_json(response.content)
 
 
 def _job_path(job_id: str) -> str:

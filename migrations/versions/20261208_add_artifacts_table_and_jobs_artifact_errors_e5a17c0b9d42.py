@@ -2,7 +2,7 @@
 jobs.artifact_errors (exports that could not be made).
 
 Revision ID: e5a17c0b9d42
-Revises: 0070958c8e31
+Revises: 5e2d7a91c4b3
 Create Date: 2026-12-08 00:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "e5a17c0b9d42"
-down_revision: str | Sequence[str] | None = "0070958c8e31"
+down_revision: str | Sequence[str] | None = "5e2d7a91c4b3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
