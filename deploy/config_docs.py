@@ -47,6 +47,11 @@ COMPOSE_VARIABLES = [
                     "digits only, as it goes into GRADLAB_DATABASE_URL unescaped."),
     ComposeVariable("REDIS_PASSWORD", "", "Required. Redis's password (requirepass); letters "
                     "and digits only, as it goes into GRADLAB_BROKER_URL unescaped."),
+    ComposeVariable("S3_SECRET_KEY", "", "Required. Secret key of SeaweedFS's one S3 identity "
+                    "(GRADLAB_ARTIFACT_SECRET_ACCESS_KEY of the API and workers)."),
+    ComposeVariable("S3_ACCESS_KEY", "gradlab", "Access key id of that identity."),
+    ComposeVariable("S3_BUCKET", "gradlab", "Bucket of artifacts, checkpoints and uploads; "
+                    "the create-bucket step makes it."),
     ComposeVariable("POSTGRES_USER", "gradlab", "PostgreSQL role the services connect as."),
     ComposeVariable("POSTGRES_DB", "gradlab", "PostgreSQL database of gradlab."),
     ComposeVariable("API_BIND", "0.0.0.0", "Host address the API is published on "

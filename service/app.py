@@ -26,6 +26,7 @@ from service.http.prometheus import install_metrics
 from service.http.ratelimit import make_limiter
 from service.links import document_links
 from service.routes import (
+    artifacts,
     catalog,
     datasets,
     diagnosis,
@@ -36,6 +37,7 @@ from service.routes import (
     telemetry,
 )
 from service.ui import VENDOR, mount_ui
+from store.artifacts import open_artifact_store
 from store.db import Database
 from store.migrate import is_at_head
 from store.settings import Settings
@@ -64,6 +66,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
             transport_options=settings.broker_transport_options,
         ),
         limiter=make_limiter(settings),
+        artifacts=open_artifact_store(settings),
     )
 
     @asynccontextmanager
@@ -97,6 +100,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.include_router(catalog.router)
     app.include_router(datasets.router)
     app.include_router(studies.router)
+    app.include_router(artifacts.router)
     # Static pages; their data comes from the routes above, with a key.
     mount_ui(app, vendor=settings.ui_vendor_dir or VENDOR)
     # Last: its middleware is then the outermost, timing everything the others do.

@@ -17,6 +17,7 @@ from gradlab_contract.models import Job
 from service.errors import RateLimited, Unauthorized
 from service.http.ratelimit import RateLimiter, retry_after_header
 from store import jobs, teams
+from store.artifacts import ArtifactStore
 from store.db import Database
 from store.settings import Settings
 from store.teams import Team
@@ -38,6 +39,7 @@ class Services:
     db: Database
     celery: Celery
     limiter: RateLimiter  # requests per API key (service.http.ratelimit)
+    artifacts: ArtifactStore  # jobs' files and uploads (store.artifacts)
 
 
 def get_services(request: Request) -> Services:

@@ -12,6 +12,7 @@ maps every DomainError to its status in one handler; routes raise, they never bu
     ├── LimitExceeded    limit_exceeded     the spec is valid but over a resource cap
     ├── InvalidUpload    invalid_upload     an uploaded file that is not a usable .npz
     ├── PayloadTooLarge  payload_too_large  a body over its size limit
+    ├── RangeNotSatisfiable range_not_satisfiable  a download's Range past the file's end
     └── RateLimited      rate_limited       the key made more than settings.rate_limit_per_minute
                                             requests in a minute; `retry_after` seconds
 """
@@ -43,6 +44,14 @@ class InvalidUpload(DomainError):
 
 class PayloadTooLarge(DomainError):
     code = "payload_too_large"
+
+
+class RangeNotSatisfiable(DomainError):
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, field: str | None = None, size: int) -> None:
+        super().__init__(message, field=field)
+        self.size = size  # the file's length, for the Content-Range: bytes */size header
 
 
 class RateLimited(DomainError):

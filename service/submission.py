@@ -18,7 +18,8 @@ from gradlab_contract.spec import JobSpec
 from service.deps import Services
 from service.errors import InvalidSpec
 from service.limits import check_limits
-from store import datasets, jobs, remedies
+from service.warm_start import check_warm_start
+from store import datasets, job_artifacts, jobs, remedies
 from store.errors import NotFound
 from store.jobs import CreatedJob
 from store.teams import Team
@@ -40,7 +41,12 @@ def submit_job(
     settings = services.settings
     upload = resolve_upload(services, team=team, spec=spec)
     estimate = check_limits(spec, settings, upload)
+    check_warm_start(services, team=team, spec=spec, upload=upload)
     with services.db.transaction() as session:
+        # A job keeps files: a team over its storage quota frees some before it trains more.
+        job_artifacts.check_storage_quota(
+            session, team_id=team.id, quota_bytes=settings.max_storage_bytes_per_team
+        )
         created = jobs.create_job(
             session, team_id=team.id, spec=spec, total_steps=estimate.total_steps,
             idempotency_key=idempotency_key, request_hash=request_hash(spec),

@@ -1,14 +1,16 @@
 """Data sets: the built-in ones (described from the spec's shapes) and the teams' uploads.
 
 An upload is copied under settings.uploads_dir/<team>/ as a hidden partial file, checked (see
-service.npz), renamed to <id>.npz and only then recorded; any failure on the way removes the file,
-so a rejected upload leaves neither a file nor a row. (A crash between the rename and the commit
-can leave an unrecorded file, never a row without its file.)
+service.npz), put in the artifact store as uploads/<team>/<id>.npz (so workers on other hosts
+read it from there) and only then recorded; any failure on the way removes the file and the
+object, so a rejected upload leaves neither a file nor a row. (A crash between the put and the
+commit can leave an unrecorded object, never a row without its object.)
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,7 +22,7 @@ from gradlab_contract.spec import BUILTIN_DATASETS, DataSpec
 from service.deps import Services
 from service.errors import PayloadTooLarge
 from service.npz import FIELD, inspect_npz
-from store import datasets
+from store import datasets, job_artifacts
 from store.orm import new_id
 from store.teams import Team
 
@@ -48,22 +50,42 @@ def save_upload(
     dataset_id = new_id()
     folder = settings.uploads_dir / team.id
     folder.mkdir(parents=True, exist_ok=True)
-    partial, final = folder / f".{dataset_id}.partial", folder / f"{dataset_id}.npz"
+    partial, key = folder / f".{dataset_id}.partial", datasets.upload_key(team.id, dataset_id)
     try:
         size = _copy_limited(source, partial, settings.max_upload_bytes)
         info = inspect_npz(partial, max_upload_bytes=settings.max_upload_bytes)
-        os.replace(partial, final)
+        with services.db.read() as session:
+            job_artifacts.check_storage_quota(
+                session, team_id=team.id, quota_bytes=settings.max_storage_bytes_per_team,
+                adding=size, field=FIELD,
+            )
+        services.artifacts.put_file(key, partial)
         with services.db.transaction() as session:
             return datasets.create_dataset(
                 session, team_id=team.id, dataset_id=dataset_id, name=name,
-                kind=upload_shape(info, val_fraction=0.2).kind, path=str(final),
+                kind=upload_shape(info, val_fraction=0.2).kind, path=key,
                 x_shape=list(info.x_shape[1:]), rows=info.x_shape[0], test_rows=info.test_rows,
                 num_classes=info.num_classes, size_bytes=size, description=description,
             )
     except BaseException:
-        partial.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
+        with suppress(Exception):  # the store may be what failed; the first error is the news
+            services.artifacts.delete([key])
         raise
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def delete_upload(services: Services, *, team: Team, dataset_id: str) -> None:
+    """Delete the team's upload (row and object); Conflict while a queued or running job of
+    the team trains on it."""
+    with services.db.transaction() as session:
+        key = datasets.delete_dataset(session, team_id=team.id, dataset_id=dataset_id)
+        # After the row: a crash in between leaves an object no row names (harmless), never a
+        # row whose object is gone.
+        if Path(key).is_absolute():  # an upload from before the artifact store
+            Path(key).unlink(missing_ok=True)
+        else:
+            services.artifacts.delete([key])
 
 
 def _copy_limited(source: BinaryIO, target: Path, limit: int) -> int:

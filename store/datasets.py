@@ -1,7 +1,8 @@
 """Uploaded data sets. A job names one as ``upload:<id>``; built-in data sets are not stored.
 
-The service writes the file under settings.uploads_dir, then records it here; the worker asks
-for its path with get_dataset_file.
+The service puts the file in the artifact store (store.artifacts) under upload_key, then
+records the key here as `path`; the worker asks for it with get_dataset_file. (Rows made before
+the artifact store hold an absolute path on the API's host instead.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store import orm
-from store.errors import InvalidInput, NotFound
+from store.errors import Conflict, InvalidInput, NotFound
 
 UPLOAD = "upload:"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what JobSpec accepts after "upload:"
@@ -32,6 +33,11 @@ class DatasetFile:
     rows: int
     test_rows: int | None
     size_bytes: int
+
+
+def upload_key(team_id: str, dataset_id: str) -> str:
+    """The artifact store key of an upload."""
+    return f"uploads/{team_id}/{_bare_id(dataset_id)}.npz"
 
 
 def _bare_id(dataset_id: str) -> str:
@@ -108,3 +114,19 @@ def get_dataset_file(session: Session, *, team_id: str, dataset_id: str) -> Data
         num_classes=row.num_classes, rows=row.rows, test_rows=row.test_rows,
         size_bytes=row.size_bytes,
     )
+
+
+def delete_dataset(session: Session, *, team_id: str, dataset_id: str) -> str:
+    """Delete the team's upload row and return where its file is; NotFound for another team's,
+    Conflict while a queued or running job of the team names it."""
+    row = _team_row(session, team_id, dataset_id)
+    name = UPLOAD + row.id
+    active = session.scalars(select(orm.Job.spec).where(
+        orm.Job.team_id == team_id, orm.Job.status.in_(("queued", "running"))
+    ))  # bounded by the team's queued and running quotas
+    if any((spec.get("data") or {}).get("dataset") == name for spec in active):
+        raise Conflict(f"a queued or running job trains on {name}: cancel it or wait",
+                       field="dataset_id")
+    session.delete(row)
+    session.flush()
+    return row.path

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from gradlab_contract.models import ACTIVE_STATUSES, Job, JobPage, JobStatus
+from gradlab_contract.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobPage, JobStatus
 from gradlab_contract.spec import JobSpec
-from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy import ColumnElement, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from store import orm
@@ -43,6 +43,7 @@ def _to_job(row: orm.Job) -> Job:
             "progress": {"step": row.progress_step, "total_steps": row.total_steps},
             "cancel_requested": row.cancel_requested, "worker": row.worker, "device": row.device,
             "parent_id": row.parent_id, "created_at": row.created_at,
+            "artifact_errors": row.artifact_errors or {},
             "started_at": row.started_at, "finished_at": row.finished_at,
         }
     )
@@ -149,6 +150,16 @@ def request_cancel(session: Session, *, team_id: str, job_id: str) -> Job:
     cancel_jobs(session, orm.Job.id == row.id)
     session.refresh(row)
     return _to_job(row)
+
+
+def delete_finished_job(session: Session, *, team_id: str, job_id: str) -> bool:
+    """Delete a finished job of the team; its metrics, snapshots, layers, findings and artifact
+    rows go with it (ON DELETE CASCADE). False when no such finished job exists."""
+    stmt = delete(orm.Job).where(
+        orm.Job.id == job_id, orm.Job.team_id == team_id,
+        orm.Job.status.in_(sorted(TERMINAL_STATUSES)),
+    ).returning(orm.Job.id)
+    return session.execute(stmt).first() is not None
 
 
 def count_by_status(session: Session) -> dict[str, int]:

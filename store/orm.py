@@ -129,6 +129,8 @@ class Job(Base):
     study_id: Mapped[str | None] = mapped_column(String(36), index=True)  # a study's jobs
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Exports that could not be made or checked, {artifact name: why} (the job still succeeded).
+    artifact_errors: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # When the id was last handed to the broker; the reconciler re-sends ids queued too long.
     enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -202,6 +204,24 @@ class Dataset(Base):
     test_rows: Mapped[int | None]
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Artifact(Base):
+    """A file a job keeps in the artifact store (store/artifacts.py) under `key`."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (Index(None, "team_id"),)  # a team's storage use
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    which: Mapped[str | None] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

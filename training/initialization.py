@@ -43,7 +43,7 @@ def nonlinearity(activation: str) -> tuple[Nonlinearity, float]:
 def initialize(model: ProbedNetwork, init: InitSpec, activation: str) -> None:
     """Apply ``init`` in place; 'default' keeps PyTorch's own initialization untouched. Then the
     architecture's own settings (a resnet's zero_init_residual) apply in either case."""
-    if init.scheme != "default":
+    if init.scheme not in ("default", "from_job"):  # from_job: train() loads the weights
         _initialize_weights(model, init, activation)
     with torch.no_grad():
         model.after_initialization()

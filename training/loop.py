@@ -29,6 +29,7 @@ from training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from training.data import Dataset, load_dataset
 from training.evaluate import evaluate
 from training.gradients import FlatGradients, clip_gradients, gradient_norm
+from training.kept import BestWeights, TrainedModel
 from training.optim import build_optimizer, keeps_lr, lr_factor, penalty
 from training.probes import ActivationRecorder, collect, summarize
 from training.runtime import (
@@ -59,12 +60,15 @@ def train(
     checkpoint_path: Path | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    initial_weights: dict[str, torch.Tensor] | None = None,
 ) -> RunResult:
     """Train ``spec`` and report through ``callbacks``, all called on this thread.
 
     ``dataset`` is used as given, else loaded from the spec. A checkpoint is written to
     ``checkpoint_path`` every ``checkpoint_every`` steps and when should_stop() says so; with
     ``resume`` and an existing checkpoint, training continues after the checkpoint's step.
+    ``initial_weights`` (a state dict of the same architecture: a warm start) replace the
+    initialization; a resumed checkpoint replaces them in turn.
     """
     if checkpoint_every is not None and checkpoint_path is None:
         raise ValueError("checkpoint_every needs a checkpoint_path")
@@ -75,6 +79,8 @@ def train(
     with denormals_flushed(device):
         trainer = Trainer(spec, dataset, device, callbacks or TrainingCallbacks())
         trainer.checkpoint_path, trainer.checkpoint_every = checkpoint_path, checkpoint_every
+        if initial_weights is not None:
+            trainer.model.load_state_dict(initial_weights)  # strict: same layers and shapes
         if resume and checkpoint_path is not None and checkpoint_path.exists():
             trainer.restore(load_checkpoint(checkpoint_path, spec))
         return trainer.run()
@@ -108,6 +114,7 @@ class Trainer:
         self.bf16 = spec.training.precision == "bf16"
         self.grads = FlatGradients.for_params(self.params)
         self.metrics, self.summary = MetricBuffer(), SummaryTracker()
+        self.data, self.best = data, BestWeights()
         self.step = 0
         self.checkpoint_path: Path | None = None
         self.checkpoint_every: int | None = None
@@ -133,6 +140,8 @@ class Trainer:
                 callbacks.on_progress(step, self.total)
             if callbacks.should_stop is not None and callbacks.should_stop():
                 return self._stop()
+        if callbacks.on_trained:
+            callbacks.on_trained(self.trained())
         return self._result("succeeded", self.step)
 
     def _train_step(self, step: int) -> None:
@@ -245,6 +254,8 @@ class Trainer:
             if diverged is not None and step > diverged:
                 break
             self.summary.update(metrics)
+            if step == self.step:  # an evaluation step is flushed at once, with its weights
+                self.best.offer(step, metrics, self.model)
             if self.callbacks.on_metrics:
                 self.callbacks.on_metrics(step, metrics)
         pending, self._snapshots = self._snapshots, None
@@ -280,6 +291,11 @@ class Trainer:
         summary = dict(self.summary.values)
         return RunResult(status, steps_done, self.total, str(self.device), summary, reason)
 
+    def trained(self) -> TrainedModel:
+        """The finished model, moved to the CPU in eval mode, with the best step's weights."""
+        model = self.model.to("cpu").eval()
+        return TrainedModel(model, self.step, self.best.step, self.best.state, self.data)
+
     def layer_infos(self) -> list[Layer]:
         return [
             Layer(
@@ -299,6 +315,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "generators": {name: g.get_state() for name, g in self.generators.items()},
             "summary": self.summary.state_dict(),
+            "best": self.best.state_dict(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -308,4 +325,5 @@ class Trainer:
         for name, stream in self.generators.items():
             stream.set_state(state["generators"][name])
         self.summary.load_state_dict(state["summary"])
+        self.best.load_state_dict(state.get("best", {}))
         self.step = self._checkpointed = int(state["step"])

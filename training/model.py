@@ -120,7 +120,8 @@ class Network(ProbedNetwork):
         if len(self.embeds):
             x = torch.cat([embed(x[:, i]) for i, embed in enumerate(self.embeds)], dim=1)
         elif self.conv_input is not None:
-            x = x.reshape(len(x), *self.conv_input)  # a 'vector' becomes a 1-channel sequence
+            # shape[0], not len(x): a traced export (training/export.py) keeps the batch size free.
+            x = x.reshape(x.shape[0], *self.conv_input)  # a "vector" becomes a 1-channel sequence
         for block in self.convs:
             x = block(x)
         x = x.flatten(1)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from training.kept import TrainedModel
 
 from gradlab_contract.models import Layer, Snapshot
 
@@ -43,6 +46,8 @@ class TrainingCallbacks:
     on_progress: Callable[[int, int], None] | None = None  # (step, total_steps)
     # Called after a checkpoint for `step` has been written completely to disk.
     on_checkpoint: Callable[[int], None] | None = None
+    # Once, after the last step of a run that succeeded: the model to keep (training/kept.py).
+    on_trained: Callable[[TrainedModel], None] | None = None
     should_stop: Callable[[], bool] | None = None
 
 

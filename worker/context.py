@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from celery import Celery
 from sqlalchemy import Engine, event
 
+from store.artifacts import ArtifactStore, open_artifact_store
 from store.db import Database
 from store.settings import Settings
 from taskqueue import make_celery
@@ -37,6 +39,12 @@ class WorkerContext:
         if database.dialect == "postgresql":
             bound_abandoned_transactions(database.engine, settings.lease_seconds)
         return cls(settings=settings, database=database, celery=celery)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """Where this worker keeps checkpoints and a job's files, and finds uploads: opened in
+        the process that uses it (obstore's clients are not shared across a fork)."""
+        return open_artifact_store(self.settings)
 
     @property
     def process_name(self) -> str:

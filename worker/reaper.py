@@ -19,6 +19,7 @@ from collections import Counter
 from celery import Celery
 
 from store import leases
+from store.artifacts import open_artifact_store
 from store.db import Database
 from store.errors import Unavailable
 from store.settings import Settings
@@ -43,7 +44,8 @@ def reap_once(database: Database, celery: Celery, settings: Settings) -> Counter
             )
         outcomes[outcome] += 1
         if outcome in ("failed", "cancelled"):  # no attempt will resume it
-            CheckpointFiles(settings.checkpoints_dir, lease.job_id).remove_all()
+            store = open_artifact_store(settings)
+            CheckpointFiles(settings.checkpoints_dir, lease.job_id, store).remove_all()
         if outcome == "requeued":
             publish_job(celery, settings, lease.job_id, study_id=lease.study_id)
             log.warning(

@@ -28,9 +28,12 @@ from worker import shutdown
 from worker.checkpoints import CheckpointFiles
 from worker.context import WorkerContext
 from worker.diagnose import LiveDiagnosis
+from worker.keep import ModelKeeper
 from worker.observability import job_started, observe_progress
 from worker.reporter import STORE_BACKOFF, AttemptFenced, Reporter, TransientStoreError
 from worker.sink import StoreSink
+from worker.uploads import local_upload
+from worker.warm_start import initial_weights
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,7 +125,7 @@ def _claim_and_run(ctx: WorkerContext, job_id: str) -> JobStatus | Outcome:
 
 def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus | Outcome:
     job_started(state.id, attempt)  # logs name the attempt; metrics count it running
-    files = CheckpointFiles(ctx.settings.checkpoints_dir, state.id)
+    files = CheckpointFiles(ctx.settings.checkpoints_dir, state.id, ctx.artifacts)
     recorded = state.checkpoint_step
     resume_step = recorded if recorded is not None and files.restore(attempt, recorded) else None
     log.info("job %s attempt %d claimed; %s", state.id, attempt,
@@ -148,10 +151,12 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
     )
     timed_out = threading.Event()
     timer = _time_limit(ctx.settings.job_time_limit_seconds, reporter, timed_out)
+    keeper = ModelKeeper(ctx.database, ctx.artifacts, state, attempt)  # worker/keep.py
     reporter.start()
     with shutdown.stoppable(reporter.request_stop):  # SIGURG or a dead parent stops the loop
         ending = _train(
-            ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out
+            ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out,
+            keeper,
         )
     if timer is not None:
         timer.cancel()
@@ -175,7 +180,9 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
     with suppress(Unavailable):  # after an outage, wait for the store before the last writes
         _retrying(ctx.settings.lease_seconds, ctx.database.ping)
     status = JobStatus(ending.status)
-    live.finish(status)  # the final diagnosis, while the job is still ours (fenced)
+    findings = live.finish(status)  # the final diagnosis, while the job is still ours (fenced)
+    if status == JobStatus.SUCCEEDED:
+        keeper.keep(ending.summary, findings)  # weights, exports, model card: before "succeeded"
     if _finish(ctx, state.id, attempt, ending):
         files.remove_all()  # kept otherwise: the retry resumes from them
     return status
@@ -221,16 +228,18 @@ def _train(
     checkpoint: Path,
     resume: bool,
     timed_out: threading.Event,
+    keeper: ModelKeeper,
 ) -> Ending:
     try:
         result = train(
             state.spec,
-            observe_progress(reporter.callbacks()),  # steps and steps/s for /metrics
+            keeper.attach(observe_progress(reporter.callbacks())),  # steps/s for /metrics
             data_root=ctx.settings.data_root,
             upload_path=_upload_path(ctx, state),
             checkpoint_path=checkpoint,
             checkpoint_every=ctx.settings.checkpoint_every_steps,
             resume=resume,
+            initial_weights=initial_weights(ctx.database, ctx.artifacts, state),  # warm start
         )
     except Exception as error:  # the job fails; the worker goes on serving
         log.exception("job %s failed", state.id)
@@ -269,9 +278,8 @@ def _upload_path(ctx: WorkerContext, state: JobState) -> Path | None:
     if upload_id is None:
         return None
     with ctx.database.read() as session:
-        return Path(
-            datasets.get_dataset_file(session, team_id=state.team_id, dataset_id=upload_id).path
-        )
+        upload = datasets.get_dataset_file(session, team_id=state.team_id, dataset_id=upload_id)
+    return local_upload(ctx.artifacts, upload, ctx.settings.home / "cache" / "uploads")
 
 
 def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bool:

@@ -10,6 +10,7 @@ imports them from there, never from the SDK.
 
 from gradlab_contract.models import (
     TERMINAL_STATUSES,
+    Artifact,
     Catalog,
     CatalogValue,
     DatasetInfo,
@@ -26,6 +27,7 @@ from gradlab_contract.models import (
     Progress,
     RemedyOutcome,
     Snapshot,
+    StorageUsage,
     Study,
     StudyComparison,
     StudyCreate,
@@ -65,6 +67,7 @@ from gradlab_client.results import MetricsResult, SnapshotIterator
 __all__ = [
     "TERMINAL_STATUSES",
     "APIError",
+    "Artifact",
     "AugmentSpec",
     "Catalog",
     "CatalogValue",
@@ -99,6 +102,7 @@ __all__ = [
     "ServiceUnavailable",
     "Snapshot",
     "SnapshotIterator",
+    "StorageUsage",
     "Study",
     "StudyComparison",
     "StudyCreate",

@@ -82,8 +82,10 @@ class HTTP:
         data: Mapping[str, str] | None = None,
         files: Any = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
-        """Send once, or up to 1 + max_retries times when `retry`; raise a GradlabError."""
+        """Send once, or up to 1 + max_retries times when `retry`; raise a GradlabError. With
+        `stream`, a successful response's body is not read yet: the caller closes it."""
         request = self._client.build_request(
             method,
             f"{self.base_url}{path}",
@@ -102,20 +104,22 @@ class HTTP:
         try:
             for attempt in tries:
                 with attempt:
-                    return self._send(request)
+                    return self._send(request, stream=stream)
         except _Failed as failed:
             raise failed.error from failed.error.__cause__
         raise AssertionError("unreachable: the last try returns or raises")
 
-    def _send(self, request: httpx.Request) -> httpx.Response:
+    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         try:
-            response = self._client.send(request)
+            response = self._client.send(request, stream=stream)
         except httpx.HTTPError as exc:
             error = _transport_error(exc, request)
             error.__cause__ = exc
             raise _Failed(error, retryable=isinstance(exc, _TRANSIENT)) from exc
         if response.is_success:
             return response
+        if stream:
+            response.read()  # the problem document, for the error
         hint = retry_after_seconds(response)
         error = error_from_response(response)
         response.close()

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from gradlab_client._cli_artifacts import ARTIFACT_COMMANDS
 from gradlab_client._cli_commands import (
     COMMANDS,
     EXIT_ERROR,
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # argparse's (private) type of add_subparsers(); a local annotation is never evaluated.
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
-    for command in [*COMMANDS, *STUDY_COMMANDS]:
+    for command in [*COMMANDS, *ARTIFACT_COMMANDS, *STUDY_COMMANDS]:
         *group, name = command.name.split()  # "datasets upload": a group with subcommands
         target = top
         if group:

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Self
 
 import httpx
-from gradlab_contract.models import Catalog
+from gradlab_contract.models import Catalog, StorageUsage
 
 from gradlab_client._http import HTTP, RetryPolicy
 from gradlab_client.datasets import Datasets
@@ -77,6 +77,11 @@ class Client:
         limits (maximum parameters, steps, ...)."""
         response = self._http.request("GET", "/v1/catalog", retry=True)
         return Catalog.model_validate_json(response.content)
+
+    def usage(self) -> StorageUsage:
+        """The bytes your team keeps (artifacts and uploads) and its quota."""
+        response = self._http.request("GET", "/v1/usage", retry=True)
+        return StorageUsage.model_validate_json(response.content)
 
     def close(self) -> None:
         self._http.close()

@@ -7,6 +7,7 @@ optionally a fixed test split `x_test`, `y_test`."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from gradlab_contract.models import DatasetInfo
 
@@ -35,3 +36,8 @@ class Datasets:
         """The built-in data sets and the team's uploads."""
         response = self._http.request("GET", "/v1/datasets", retry=True)
         return [DatasetInfo.model_validate(item) for item in response.json()]
+
+    def delete(self, dataset_id: str) -> None:
+        """Delete one of the team's uploads ("upload:<id>"); Conflict while a queued or running
+        job trains on it. Not retried: a repeat would be NotFound."""
+        self._http.request("DELETE", f"/v1/datasets/{quote(dataset_id, safe='')}", retry=False)

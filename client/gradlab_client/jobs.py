@@ -3,12 +3,15 @@ per-layer distribution snapshots; read their diagnosis and submit its remedies."
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from gradlab_contract.models import (
+    Artifact,
     Diagnosis,
     Heal,
     Job,
@@ -22,12 +25,17 @@ from gradlab_contract.models import (
 )
 from gradlab_contract.spec import JobSpec
 
+from gradlab_client import artifacts as _artifacts
 from gradlab_client._http import HTTP
 from gradlab_client._progress import ProgressBar
 from gradlab_client.errors import Timeout
 from gradlab_client.results import MetricsResult, Pager, SnapshotIterator
 
+if TYPE_CHECKING:
+    import torch
+
 LayerList = list[Layer]  # module-level: inside the class `list` is the method of that name
+ArtifactList = list[Artifact]
 
 
 class Jobs:
@@ -177,6 +185,43 @@ class Jobs:
             retry=idempotency_key is not None,
         )
         return Job.model_validate_json(response.content)
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job with its metrics, snapshots, diagnosis and artifacts (a queued
+        or running one raises Conflict: cancel it first). Not retried: a repeat would be 404."""
+        self._http.request("DELETE", _job_path(job_id), retry=False)
+
+    def artifacts(self, job_id: str) -> ArtifactList:
+        """The files the job keeps (weights, TorchScript and ONNX exports, model card) with
+        their size and sha256; empty until it has succeeded."""
+        response = self._http.request("GET", f"{_job_path(job_id)}/artifacts", retry=True)
+        return [Artifact.model_validate(item) for item in response.json()]
+
+    def download(self, job_id: str, *, name: str, path: str | Path = ".") -> Path:
+        """Download artifact `name` to `path` (a file, or a folder to put it in) and return
+        where it is. The sha256 is checked; on a mismatch nothing is kept
+        (artifacts.ChecksumMismatch)."""
+        found = {artifact.name: artifact for artifact in self.artifacts(job_id)}
+        if name not in found:  # the service's 404 says so (NotFound, naming the artifact)
+            self._http.request("GET", _artifacts.artifact_path(_job_path(job_id), name),
+                               retry=True)
+            raise AssertionError(f"{name} is not listed, yet served")
+        return _artifacts.download(self._http, _job_path(job_id), found[name], Path(path))
+
+    def model_card(self, job_id: str) -> dict[str, Any]:
+        """The job's model card: spec, layers, summary, diagnosis and preprocessing."""
+        with tempfile.TemporaryDirectory() as folder:
+            return _artifacts.read_card(self.download(job_id, name=_artifacts.CARD, path=folder))
+
+    def load_model(self, job_id: str, *, which: _artifacts.Which = "best") -> torch.nn.Module:
+        """The job's trained model, ready to run (needs `gradlab-client[torch]`): a
+        torch.nn.Module in eval mode that takes raw rows, applies the job's normalization and
+        returns logits. `which` is "best" (the evaluation with the best validation accuracy)
+        or "final", as the job's `training.keep` kept them."""
+        name = f"model-{which}.pt"
+        with tempfile.TemporaryDirectory() as folder:
+            path = self.download(job_id, name=name, path=folder)
+            return _artifacts.load_model({name: path}, which)
 
     def heal(self, job_id: str, *, max_rounds: int = 3) -> Heal:
         """Heal the job: rounds of diagnose -> remedy -> train until a job is healthy or

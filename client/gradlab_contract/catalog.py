@@ -87,6 +87,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "kaiming_normal": "He normal, variance 2/fan_in: for ReLU",
         "kaiming_uniform": "He uniform, variance 2/fan_in: for ReLU",
         "orthogonal": "orthogonal matrices scaled by init.gain (Saxe et al.)",
+        "from_job": "warm start: the kept weights (init.which: best or final) of your "
+        "succeeded job init.job, whose architecture must be the same",
     },
     "model.conv.pool": {
         "max": "max pooling over 2 (per spatial dimension)",

@@ -60,6 +60,8 @@ class Job(_Model):
     worker: str | None = None
     device: str | None = None
     parent_id: str | None = None  # the job whose diagnosis remedy created this one
+    # Exports the worker could not make or check, by artifact name: the job still succeeded.
+    artifact_errors: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -67,6 +69,29 @@ class Job(_Model):
     @property
     def done(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+ArtifactKind = Literal["weights", "torchscript", "onnx", "model_card"]
+
+
+class Artifact(_Model):
+    """A file a finished job keeps: GET /v1/jobs/{id}/artifacts/{name} downloads it."""
+
+    name: str  # weights-best.safetensors, model-best.onnx, model-card.json, ...
+    kind: ArtifactKind
+    which: Literal["best", "final"] | None = None  # whose weights; None for the model card
+    size: int
+    sha256: str
+    created_at: datetime
+
+
+class StorageUsage(_Model):
+    """GET /v1/usage: the bytes a team keeps, against its quota."""
+
+    artifact_bytes: int
+    upload_bytes: int
+    used_bytes: int
+    quota_bytes: int
 
 
 class JobPage(_Model):

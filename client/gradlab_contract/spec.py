@@ -39,6 +39,7 @@ InitScheme = Literal[
     "kaiming_normal",
     "kaiming_uniform",
     "orthogonal",
+    "from_job",
 ]
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 ScheduleName = Literal["constant", "step", "exponential", "cosine"]
@@ -47,6 +48,7 @@ Normalize = Literal["standardize", "minmax", "none"]
 Pool = Literal["max", "avg"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
+Keep = Literal["best", "final", "both"]
 SnapshotKind = Literal["gradient", "weight", "activation"]
 BuiltinDataset = Literal["mnist1d", "digits", "spiral", "ctr", "cifar10"]
 
@@ -164,6 +166,21 @@ class InitSpec(_Strict):
     gain: float = Field(
         1.0, gt=0.0, le=100.0, description="gain of xavier/orthogonal, bound of 'uniform'"
     )
+    job: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="'from_job': the succeeded job of your team whose weights to start from",
+    )
+    which: Literal["best", "final"] = Field(
+        "best", description="'from_job': that job's best or final weights (as it kept them)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> InitSpec:
+        if self.scheme == "from_job" and self.job is None:
+            raise _field_error(("job",), "scheme 'from_job' needs init.job, the job to start from")
+        if self.scheme != "from_job" and self.job is not None:
+            raise _field_error(("job",), f"init.job is for scheme 'from_job', not {self.scheme!r}")
+        return self
 
 
 # --- Residual and explicit-layer architectures (model.kind resnet and sequential) -------------
@@ -430,6 +447,10 @@ class TrainingSpec(_Strict):
     grad_clip: float | None = Field(None, gt=0.0)
     device: Device = "auto"
     precision: Precision = "fp32"
+    keep: Keep = Field(
+        "best", description="the weights a succeeded job keeps (safetensors, TorchScript and "
+        "ONNX): those of the evaluation with the best validation accuracy, the final ones, or both"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainingSpec:

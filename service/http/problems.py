@@ -44,6 +44,7 @@ STATUS: dict[type[store.DomainError], int] = {
     service.InvalidUpload: 422,
     service.PayloadTooLarge: 413,
     service.RateLimited: 429,
+    service.RangeNotSatisfiable: 416,
 }
 # The driver's message (hosts, database names, SQL) goes to the log; the caller learns this.
 UNAVAILABLE_DETAIL = "the database is unavailable; retry later"
@@ -112,6 +113,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
             headers["Retry-After"] = seconds
     if isinstance(exc, service.RateLimited):
         headers["Retry-After"] = exc.retry_after
+    if isinstance(exc, service.RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     detail = exc.message

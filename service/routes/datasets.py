@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 from gradlab_contract.models import DatasetInfo
 
 from service.deps import CurrentTeam, ServicesDep
 from service.http.body_limit import Limit
 from service.http.problems import problem_doc
-from service.uploads import builtin_datasets, save_upload
+from service.uploads import builtin_datasets, delete_upload, save_upload
 from store import datasets
 from store.settings import Settings
 
@@ -53,12 +53,26 @@ def list_datasets(team: CurrentTeam, services: ServicesDep) -> list[DatasetInfo]
     return [*builtin_datasets(), *uploads]
 
 
+def delete_dataset(
+    team: CurrentTeam,
+    services: ServicesDep,
+    dataset_id: Annotated[str, Path(max_length=80, description="The upload's id, `upload:<id>` "
+                                    "or `<id>`.")],
+) -> Response:
+    """Delete one of your team's uploads and its file. 409 while a queued or running job of
+    your team trains on it; jobs that trained on it keep their results and artifacts."""
+    delete_upload(services, team=team, dataset_id=dataset_id)
+    return Response(status_code=204)
+
+
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=problem_doc(401, 503))
 router.add_api_route(
     "", upload_dataset, methods=["POST"], status_code=201, summary="Upload a data set",
     responses=problem_doc(413, 422), form_limits={"max_files": 1, "max_fields": 2},
 )
 router.add_api_route("", list_datasets, methods=["GET"], summary="List data sets")
+router.add_api_route("/{dataset_id}", delete_dataset, methods=["DELETE"], status_code=204,
+                     summary="Delete an uploaded data set", responses=problem_doc(404, 409))
 
 
 def body_limits(settings: Settings) -> dict[tuple[str, str], Limit]:

@@ -20,6 +20,7 @@ from gradlab_contract.spec import JobSpec
 from sqlalchemy.orm import Session
 
 from store import jobs, leases, teams
+from store.artifacts import open_artifact_store
 from store.db import Database
 from store.errors import StaleAttempt, Unavailable
 from store.settings import Settings
@@ -221,34 +222,45 @@ def _save(path: Path, content: bytes) -> None:
     os.replace(temporary, path)
 
 
-def test_checkpoints_are_published_per_step_and_restored_to_a_new_attempt(tmp_path: Path) -> None:
-    files = CheckpointFiles(tmp_path, "job")
-    _save(files.working(1), b"state at 50")
+def test_checkpoints_are_published_per_step_and_restored_to_a_new_attempt(
+    artifact_settings: Settings, tmp_path: Path,
+) -> None:
+    store = open_artifact_store(artifact_settings)
+    files = CheckpointFiles(tmp_path / "first-host", "job", store)
+    _save_to(files.working(1), b"state at 50")
     files.publish(1, 50)
-    _save(files.working(1), b"state at 73")  # written, then the worker died: not recorded
-    assert files.restore(2, 50)
-    assert files.working(2).read_bytes() == b"state at 50"
-    assert not files.restore(3, 100)  # never published: the job starts over
-    _save(files.working(2), b"state at 100")
-    files.publish(2, 100)
-    files.prune(keep_step=100)
-    assert not files.at_step(50).exists() and files.at_step(100).read_bytes() == b"state at 100"
-    files.remove_all()
-    assert list(tmp_path.iterdir()) == []
+    _save_to(files.working(1), b"state at 73")  # written, then the worker died: not recorded
+    elsewhere = CheckpointFiles(tmp_path / "second-host", "job", store)  # no shared folder
+    assert elsewhere.restore(2, 50)
+    assert elsewhere.working(2).read_bytes() == b"state at 50"
+    assert not elsewhere.restore(3, 100)  # never published: the job starts over
+    _save_to(elsewhere.working(2), b"state at 100")
+    elsewhere.publish(2, 100)
+    elsewhere.prune(keep_step=100)
+    assert store.head(files.at_step(50)) is None
+    assert store.get_bytes(files.at_step(100)) == b"state at 100"
+    elsewhere.remove_all()
+    assert store.listing("jobs/job") == [] and list((tmp_path / "second-host").iterdir()) == []
 
 
 def test_a_published_checkpoint_survives_the_next_write_of_the_working_file(
-    tmp_path: Path,
+    settings: Settings, tmp_path: Path,
 ) -> None:
     from training.checkpoint import save_checkpoint
 
-    files = CheckpointFiles(tmp_path, "job")
+    files = CheckpointFiles(tmp_path, "job", open_artifact_store(settings))
     save_checkpoint(files.working(1), {"step": 50})
-    files.publish(1, 50)  # a hard link: no copy
-    save_checkpoint(files.working(1), {"step": 100})  # atomic replace: a new file
+    files.publish(1, 50)
+    save_checkpoint(files.working(1), {"step": 100})
+    assert files.restore(2, 50)
     import torch
 
-    assert torch.load(files.at_step(50), weights_only=True)["step"] == 50
+    assert torch.load(files.working(2), weights_only=True)["step"] == 50
+
+
+def _save_to(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(path, content)
 
 
 # -- stopping a pool process's job ----------------------------------------------------------------

@@ -17,7 +17,7 @@ EXPECTED_ALL = [
     "Job", "JobStatus", "TERMINAL_STATUSES", "Progress", "MetricSeries", "Snapshot", "Histogram",
     "Layer", "DatasetInfo", "Catalog", "CatalogValue", "Problem", "Diagnosis", "Finding",
     "RemedyOutcome", "Heal", "HealRound",
-    "Study", "StudyCreate", "StudyComparison", "StudyTemplate",
+    "Study", "StudyCreate", "StudyComparison", "StudyTemplate", "Artifact", "StorageUsage",
     # errors
     "GradlabError", "APIError", "NotFound", "Unauthorized", "ValidationError", "Conflict",
     "RateLimited", "ServiceUnavailable", "Timeout", "TransportError",
@@ -68,13 +68,14 @@ def public_methods(cls: type) -> set[str]:
 
 
 def test_the_resources_offer_exactly_these_calls() -> None:
-    assert public_methods(gradlab_client.Client) == {"catalog", "close"}
+    assert public_methods(gradlab_client.Client) == {"catalog", "close", "usage"}
     assert public_methods(Jobs) == {
         "create", "get", "list", "cancel", "wait", "metrics", "layers", "snapshots",
-        "diagnosis", "remedy", "heal",
+        "diagnosis", "remedy", "heal", "delete", "artifacts", "download", "model_card",
+        "load_model",
     }
     assert public_methods(Heals) == {"get", "cancel", "wait"}
-    assert public_methods(Datasets) == {"upload", "list"}
+    assert public_methods(Datasets) == {"upload", "list", "delete"}
     assert public_methods(Studies) == {
         "create", "get", "list", "cancel", "compare", "templates", "wait",
     }

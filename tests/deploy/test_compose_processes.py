@@ -3,7 +3,9 @@ and `environment` are read from docker-compose.yml, the container hosts swapped 
 PostgreSQL (a fresh database) and Redis (a database number of its own, flushed), and the rest
 left as compose sets it (JSON logs, worker metrics, concurrency 1). Then a job goes from an HTTP
 submit, with a key made by `gradlab-server create-key`, to succeeded, and the API's and the
-worker's /metrics, health checks and JSON logs are read as an operator would.
+worker's /metrics, health checks and JSON logs are read as an operator would. As in compose, the
+API and the worker share no folder (each has a GRADLAB_HOME of its own): the object store, a
+real S3 server standing in for the seaweedfs service, holds what they exchange.
 
 What only an engine and a GPU can show (image builds, GPU reservation, CUDA) is not tested here.
 """
@@ -26,12 +28,20 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
-from tests.conftest import REDIS_URL, create_pg_database, drop_pg_database, unavailable
+from tests.conftest import (
+    REDIS_URL,
+    create_pg_database,
+    drop_pg_database,
+    s3_settings_fields,
+    unavailable,
+)
 from tests.deploy.compose_support import ROOT, environment, free_port, service
+from tests.s3_server import S3Server
 
 pytestmark = pytest.mark.integration
 
-COMPOSE_VARIABLES = {"POSTGRES_PASSWORD": "unused-here", "REDIS_PASSWORD": "unused-here"}
+COMPOSE_VARIABLES = {"POSTGRES_PASSWORD": "unused-here", "REDIS_PASSWORD": "unused-here",
+                     "S3_SECRET_KEY": "unused-here"}
 REDIS_DB = 11  # tests/conftest's redis_url uses 15 and below, tests/integration 13
 TERMINAL = {"succeeded", "failed", "cancelled", "diverged"}
 SPIRAL: dict[str, Any] = {
@@ -58,7 +68,8 @@ class Local:
 
     database_url: str
     broker_url: str
-    home: Path
+    homes: Path  # each service's GRADLAB_HOME is a folder of its own under it
+    s3: dict[str, str]  # the artifact_* settings of the local S3 server and bucket
     api_port: int = field(default_factory=free_port)
     worker_metrics_port: int = field(default_factory=free_port)
 
@@ -69,8 +80,11 @@ class Local:
         assert make_url(env["GRADLAB_DATABASE_URL"]).host == "postgres"
         assert env["GRADLAB_BROKER_URL"].startswith("redis://:unused-here@redis:6379/")
         assert env["GRADLAB_HOME"] == "/data"
+        assert env["GRADLAB_ARTIFACT_URL"] == "s3://gradlab/gradlab"
+        assert env["GRADLAB_ARTIFACT_ENDPOINT"] == "http://seaweedfs:8333"
         env |= {"GRADLAB_DATABASE_URL": self.database_url, "GRADLAB_BROKER_URL": self.broker_url,
-                "GRADLAB_HOME": str(self.home)}
+                "GRADLAB_HOME": str(self.homes / name)}
+        env |= {f"GRADLAB_{key.upper()}": value for key, value in self.s3.items()}
         if "GRADLAB_PORT" in env:
             assert (env["GRADLAB_HOST"], env["GRADLAB_PORT"]) == ("0.0.0.0", "8000")
             env |= {"GRADLAB_HOST": "127.0.0.1", "GRADLAB_PORT": str(self.api_port)}
@@ -158,11 +172,14 @@ def _redis_broker() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory,
+          s3_server: S3Server) -> Iterator[Stack]:
     """migrate (to completion), a key from create-key, and the API, as compose runs them."""
     workdir = tmp_path_factory.mktemp("compose")  # the cwd: no developer's .env is read
     broker = _redis_broker()
-    local = Local(create_pg_database(pg_admin_url), next(broker), workdir / "data")
+    bucket = s3_server.create_bucket()  # what compose's create-bucket step does
+    local = Local(create_pg_database(pg_admin_url), next(broker), workdir / "hosts",
+                  s3_settings_fields(s3_server, bucket))
     try:
         migrate = service("migrate", COMPOSE_VARIABLES)
         run_to_completion(migrate["command"], local.env_for("migrate"), workdir)
@@ -180,6 +197,7 @@ def stack(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     finally:
         drop_pg_database(pg_admin_url, local.database_url)
         next(broker, None)
+        s3_server.drop_bucket(bucket)
 
 
 @pytest.fixture
@@ -246,6 +264,11 @@ def test_a_job_goes_from_submit_to_succeeded_through_the_compose_commands(
         job = wait_for_job(client, submitted.json()["id"], worker_log)
     assert job["status"] == "succeeded", job
     assert (job["attempt"], job["device"]) == (1, "cpu")  # device "auto" on a machine w/o GPU
+    with stack.client() as client:  # the worker kept the model in S3; the API serves it
+        kept = {a["name"] for a in client.get(f"/v1/jobs/{job['id']}/artifacts").json()}
+        assert {"weights-best.safetensors", "model-best.onnx", "model-card.json"} <= kept
+        card = client.get(f"/v1/jobs/{job['id']}/artifacts/model-card.json")
+        assert card.status_code == 200 and card.json()["job_id"] == job["id"]
 
     after = scrape(api_metrics)
     succeeded = ("gradlab_jobs", frozenset({("status", "succeeded")}))

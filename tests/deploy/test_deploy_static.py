@@ -33,7 +33,8 @@ from tests.deploy.compose_support import (
     variables_used,
 )
 
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "redis-secret"}
+SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "redis-secret",
+           "S3_SECRET_KEY": "s3-secret"}
 GRADLAB_SERVICES = ("migrate", "api", "worker")
 TORCH_CEILING = (2, 14, 1)  # pyproject: torch>=2.4,<=2.14.1
 
@@ -207,6 +208,11 @@ def test_api_and_workers_start_after_a_successful_migration_and_healthy_servers(
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["postgres"]["condition"] == "service_healthy"
         assert depends["redis"]["condition"] == "service_healthy"
+        assert depends["create-bucket"]["condition"] == "service_completed_successfully"
+    bucket = found["create-bucket"]
+    assert bucket["restart"] == "no"
+    assert bucket["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
+    assert "s3.bucket.create -name gradlab" in " ".join(bucket["command"])
     assert "pg_isready" in " ".join(found["postgres"]["healthcheck"]["test"])
     assert "redis-cli ping" in " ".join(found["redis"]["healthcheck"]["test"])
 
@@ -244,15 +250,21 @@ def test_redis_has_a_password_an_append_only_file_and_no_eviction() -> None:
             "redis://:redis-secret@redis:6379/0")
 
 
-def test_volumes_keep_the_data_and_api_and_workers_share_one() -> None:
+def test_volumes_keep_the_data_and_api_and_workers_share_none() -> None:
     compose = load_compose()
-    assert set(compose["volumes"]) == {"postgres-data", "redis-data", "gradlab-data"}
+    assert set(compose["volumes"]) == {"postgres-data", "redis-data", "seaweedfs-data"}
     found = services()
     assert found["postgres"]["volumes"] == ["postgres-data:/var/lib/postgresql/data"]
     assert found["redis"]["volumes"] == ["redis-data:/data"]
+    assert found["seaweedfs"]["volumes"] == ["seaweedfs-data:/data"]
+    assert not found["seaweedfs"].get("ports")  # on the compose network only
     for name in ("api", "worker"):
-        assert found[name]["volumes"] == ["gradlab-data:/data"]
-        assert environment(found[name])["GRADLAB_HOME"] == "/data"
+        assert "volumes" not in found[name]  # no shared files: the object store holds them
+        env = environment(found[name])
+        assert env["GRADLAB_HOME"] == "/data"
+        assert env["GRADLAB_ARTIFACT_URL"] == "s3://gradlab/gradlab"
+        assert env["GRADLAB_ARTIFACT_ENDPOINT"] == "http://seaweedfs:8333"
+        assert env["GRADLAB_ARTIFACT_SECRET_ACCESS_KEY"] == "s3-secret"
 
 
 def test_every_gradlab_service_reads_a_valid_configuration() -> None:

@@ -82,6 +82,7 @@ def test_run_serves_and_trains_on_a_fresh_home(tmp_path: Path) -> None:
         assert workers, "run started no worker process"
         client_env = {**env, "GRADLAB_URL": base, "GRADLAB_API_KEY": key}
         check_readme_pipeline(client_env, tmp_path)
+        check_readme_model(client_env, tmp_path)
         check_cli_submit_wait(client_env, tmp_path)
     finally:
         process.send_signal(signal.SIGINT)
@@ -105,6 +106,18 @@ def check_readme_pipeline(env: dict[str, str], tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "final val accuracy:" in result.stdout and "gradient std by step" in result.stdout
+
+
+def check_readme_model(env: dict[str, str], tmp_path: Path) -> None:
+    """README's "Take the trained model": submit, wait and load, as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Take the trained model", 1)[1].split("\n## ", 1)[0]
+    snippet = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    result = subprocess.run([sys.executable, "-c", snippet], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"predicted classes: \[(\d+), (\d+)\]", result.stdout)
+    assert found and all(0 <= int(c) < 3 for c in found.groups()), result.stdout  # 3 arms
 
 
 def check_cli_submit_wait(env: dict[str, str], tmp_path: Path) -> None:

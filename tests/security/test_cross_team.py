@@ -7,6 +7,7 @@ yet fails with a message saying what to add to FACTORIES."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from store import findings, leases
+from store import findings, leases, orm
 from store.db import Database
 from tests.security.conftest import Snapshot
 from tests.security.routes import PUBLIC, AppRoute, operations
@@ -56,6 +57,14 @@ def _jobs(owner: Owner) -> list[str]:
         findings.replace_findings(session, job_id=finished, attempt=attempt, findings=[SYMMETRY],
                                   final=True)
         leases.finish_job(session, job_id=finished, attempt=attempt, status="succeeded")
+        # Artifact rows for every one of them, so the artifact routes have something to find
+        # whichever job they are paired with (rows only: the answers are what is compared).
+        team_id = session.get(orm.Job, finished).team_id  # type: ignore[union-attr]
+        session.add_all(
+            orm.Artifact(job_id=job_id, team_id=team_id, name=name, kind="model_card", key=name,
+                         size=0, sha256="0" * 64)
+            for job_id in (queued, running, finished) for name in _names(owner)
+        )
     return [queued, running, finished]
 
 
@@ -63,8 +72,21 @@ def _studies(owner: Owner) -> list[str]:
     return [owner.post("/v1/studies", STUDY)]
 
 
-def _series_names(owner: Owner) -> list[str]:
-    return ["train_loss"]  # a name a job of either team could have: the job decides the 404
+def _datasets(owner: Owner) -> list[str]:
+    rng = np.random.default_rng(0)
+    content = io.BytesIO()
+    np.savez(content, x=rng.normal(size=(40, 3)), y=rng.integers(0, 2, 40))
+    response = owner.client.post(
+        "/v1/datasets", files={"file": ("d.npz", content.getvalue(), "application/octet-stream")},
+        headers=owner.auth)
+    assert response.status_code == 201, response.text
+    return [str(response.json()["id"])]
+
+
+def _names(owner: Owner) -> list[str]:
+    # A metric series' name and an artifact's (_jobs records one of that name for each job):
+    # a name a job of either team could have, so the job decides the 404.
+    return ["train_loss"]
 
 
 def _heals(owner: Owner) -> list[str]:
@@ -72,7 +94,8 @@ def _heals(owner: Owner) -> list[str]:
 
 
 FACTORIES: dict[str, Callable[[Owner], list[str]]] = {
-    "job_id": _jobs, "study_id": _studies, "name": _series_names, "heal_id": _heals,
+    "job_id": _jobs, "study_id": _studies, "dataset_id": _datasets, "name": _names,
+    "heal_id": _heals,
 }
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.routes.datasets import MULTIPART_OVERHEAD_BYTES
+from store.artifacts import open_artifact_store
 from store.settings import Settings
 from tests.security.conftest import Snapshot
 from tests.security.routes import operations
@@ -98,6 +99,7 @@ def test_every_post_route_stops_a_chunked_body_at_its_limit(
             assert response.status_code == 404, (path, response.text)
     assert snapshot() == before
     assert not any(app_settings.uploads_dir.rglob("*"))
+    assert open_artifact_store(app_settings).listing("uploads") == []
 
 
 def test_a_body_at_the_limit_is_read(

@@ -128,6 +128,10 @@ def test_the_api_conforms_to_its_document(api: FastAPI, key: str, database: Data
         "seed": 1,
     })
     schema = schemathesis.openapi.from_asgi("/openapi.json", api, config=config)
+    # DELETE /v1/jobs/{job_id} would delete the seeded job (it has ended), and every later
+    # operation on it would answer 404: the seed is shared, so the one destructive operation on
+    # it runs in its own tests (tests/integration/test_artifacts_flow.py, tests/security).
+    schema = schema.exclude(method="DELETE", path="/v1/jobs/{job_id}")
     failures, errors = _failures(schemathesis.engine.from_schema(schema).execute())
     assert errors == []
     assert failures == [], "\n\n".join(failures)

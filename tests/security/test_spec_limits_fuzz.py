@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service import create_app
+from store.artifacts import open_artifact_store
 from store.db import Database
 from store.settings import Settings
 from tests.service.support import SPIRAL, count_rows
@@ -152,3 +153,4 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(
     assert response.json()["code"] == "payload_too_large"
     assert count_rows(database, "datasets") == 0
     assert not any(path.is_file() for path in app_settings.uploads_dir.rglob("*"))
+    assert open_artifact_store(app_settings).listing("uploads") == []

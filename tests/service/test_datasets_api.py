@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from gradlab_contract.models import DatasetInfo
 from gradlab_contract.spec import BUILTIN_DATASETS
 
+from store.artifacts import open_artifact_store
 from store.db import Database
 from store.settings import Settings
 from tests.service.support import BOTH_BACKENDS, PROBLEM_JSON, JsonDict, count_rows
@@ -37,7 +38,10 @@ def upload(client: TestClient, auth: dict[str, str], content: bytes, **form: str
 
 
 def stored_files(settings: Settings) -> list[Path]:
-    return [path for path in settings.uploads_dir.rglob("*") if path.is_file()]
+    """Files left in the staging folder and uploads kept in the artifact store."""
+    staged = [path for path in settings.uploads_dir.rglob("*") if path.is_file()]
+    kept = [Path(info.key) for info in open_artifact_store(settings).listing("uploads")]
+    return staged + kept
 
 
 @BOTH_BACKENDS

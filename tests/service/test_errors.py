@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from service import create_app
+from store.artifacts import open_artifact_store
 from store.db import Database
 from store.settings import Settings
 from tests.conftest import drop_pg_database
@@ -78,6 +79,7 @@ def test_a_chunked_upload_is_stopped_at_the_limit(
     assert response.status_code == 413 and response.headers["content-type"] == PROBLEM_JSON
     assert response.json()["field"] == "file"
     assert not any(app_settings.uploads_dir.rglob("*.npz"))
+    assert open_artifact_store(app_settings).listing("uploads") == []
 
 
 def test_problem_bodies_name_the_field_in_errors_too(

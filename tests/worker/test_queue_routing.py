@@ -110,7 +110,7 @@ def test_a_released_study_job_goes_back_to_the_study_queue(
                                        lease_seconds=60)
             state = leases.load_job_state(session, job_id=job_id)
         assert attempt is not None
-        files = CheckpointFiles(db_settings.checkpoints_dir, job_id)
+        files = CheckpointFiles(db_settings.checkpoints_dir, job_id, context.artifacts)
         assert runner._release(context, state, attempt, ending, files) == runner.Outcome.RELEASED
     study_job, single = two_jobs
     assert_routed(redis_url, db_settings, study_job=study_job, single=single)

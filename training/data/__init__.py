@@ -25,11 +25,11 @@ from gradlab_contract.shapes import DataShape, UploadInfo, data_shape
 from gradlab_contract.spec import DataSpec
 
 from training.data import cifar10, ctr, digits, mnist1d, spiral, upload
-from training.data._arrays import Pool, Split, normalize, seeded_split
+from training.data._arrays import Pool, Scaling, Split, normalize_with_scaling, seeded_split
 from training.data._cache import RawCache
 from training.data.cifar10 import write_cifar10_binary
 
-__all__ = ["Dataset", "load_dataset", "write_cifar10_binary"]
+__all__ = ["Dataset", "Scaling", "load_dataset", "write_cifar10_binary"]
 
 # A worker runs job after job: keep the few most recent raw sets, within a budget that holds
 # the whole of CIFAR-10 (184 MB as uint8) twice.
@@ -43,6 +43,7 @@ class Dataset:
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    scaling: Scaling | None = None  # how the inputs were normalized; None: not at all
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,11 @@ def load_dataset(
     rows = raw.rows
     if isinstance(rows, Pool):  # no fixed test split: the job seed decides the validation rows
         rows = seeded_split(rows, data.val_fraction, seed)
+    scaling = None
     if data.family == "ctr":
         x_train, x_val = rows.x_train.astype(np.int64), rows.x_val.astype(np.int64)
     else:
-        x_train, x_val = normalize(rows, data.normalize)
+        x_train, x_val, scaling = normalize_with_scaling(rows, data.normalize)
     shape = data_shape(data, raw.upload)
     if data.family == "cifar10":
         shape = dataclasses.replace(shape, n_train=len(rows.y_train), n_val=len(rows.y_val))
@@ -83,6 +85,7 @@ def load_dataset(
         torch.from_numpy(rows.y_train.astype(np.int64, copy=True)),
         torch.from_numpy(x_val),
         torch.from_numpy(rows.y_val.astype(np.int64, copy=True)),
+        scaling,
     )
     _check_matches_shape(dataset)
     return dataset

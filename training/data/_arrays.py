@@ -62,14 +62,31 @@ def seeded_split(pool: Pool, val_fraction: float, seed: int) -> Split:
     return Split(pool.x[train], pool.y[train], pool.x[val], pool.y[val])
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """x -> (x - shift) / scale per feature or channel (axis 1): kept with a trained model so
+    that inference reproduces the preprocessing."""
+
+    shift: list[float]
+    scale: list[float]
+
+
 def normalize(split_: Split, how: Normalize) -> tuple[np.ndarray, np.ndarray]:
     """Float32 copies of the train and validation inputs, scaled with TRAIN statistics only
     (validation statistics would leak into training). Statistics are per feature for vectors and
     per channel for sequences and images (axis 1 in both cases)."""
+    x_train, x_val, _ = normalize_with_scaling(split_, how)
+    return x_train, x_val
+
+
+def normalize_with_scaling(
+    split_: Split, how: Normalize
+) -> tuple[np.ndarray, np.ndarray, Scaling | None]:
+    """normalize(), with the statistics it applied (None for "none")."""
     x_train = split_.x_train.astype(np.float32, copy=True)
     x_val = split_.x_val.astype(np.float32, copy=True)
     if how == "none":
-        return x_train, x_val
+        return x_train, x_val, None
     if how == "standardize":
         mean, std = _channel_mean_std(split_.x_train)
         shift, scale = mean, np.where(std > _MIN_SPREAD, std, 1.0)
@@ -81,7 +98,10 @@ def normalize(split_: Split, how: Normalize) -> tuple[np.ndarray, np.ndarray]:
         # In place on the float32 copies: no second full-size array for large image sets.
         x -= _broadcastable(shift, x.ndim).astype(np.float32)
         x /= _broadcastable(scale, x.ndim).astype(np.float32)
-    return x_train, x_val
+    scaling = Scaling(
+        [float(v) for v in np.float32(shift).ravel()], [float(v) for v in np.float32(scale).ravel()]
+    )
+    return x_train, x_val, scaling
 
 
 def _reduce_axes(ndim: int) -> tuple[int, ...]:
