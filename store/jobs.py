@@ -94,6 +94,14 @@ def create_job(
     return CreatedJob(_to_job(row), created=True)
 
 
+def find_replay(
+    session: Session, *, team_id: str, idempotency_key: str, request_hash: str | None
+) -> Job | None:
+    """The team's job made with this key, Conflict when it was made by another request, or None;
+    the API looks it up before its caps, so that a replay is never refused by them."""
+    return _replay(session, team_id, idempotency_key, request_hash)
+
+
 def _replay(session: Session, team_id: str, key: str, request_hash: str | None) -> Job | None:
     query = select(orm.Job).where(orm.Job.team_id == team_id, orm.Job.idempotency_key == key)
     row = session.scalars(query).one_or_none()

@@ -91,6 +91,14 @@ def create_study(
     return CreatedStudy(_to_study(study, {"queued": len(jobs)}), [job.id for job in jobs], True)
 
 
+def find_replay(
+    session: Session, *, team_id: str, idempotency_key: str, request_hash: str | None
+) -> CreatedStudy | None:
+    """The study made with this key, Conflict when another request made it, or None (looked up
+    before the study is expanded and checked, so a replay is never refused by the caps)."""
+    return _replay(session, team_id, idempotency_key, request_hash)
+
+
 def _replay(
     session: Session, team_id: str, key: str, request_hash: str | None
 ) -> CreatedStudy | None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 OVER_QUOTA = "over_quota"
 # An Ending that is no terminal status: the job goes back to the queue (worker shutdown).
 RELEASED = "released"
+# An Ending that is no terminal status: the database stayed down through setup, so the job is
+# left to the reaper (its lease runs out), as when its rows could not be stored.
+UNFINISHED = "unfinished"
 T = TypeVar("T")
 
 
@@ -137,14 +141,14 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
         retry_seconds=max(30.0, ctx.settings.lease_seconds),
     )
     timed_out = threading.Event()
-    timer = _time_limit(ctx.settings.job_time_limit_seconds, reporter, timed_out)
+    timer = _time_limit(_time_left(ctx.settings.job_time_limit_seconds, state), reporter,
+                        timed_out)
     reporter.start()
     with shutdown.stoppable(reporter.request_stop):  # SIGURG or a dead parent stops the loop
         ending = _train(
             ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out
         )
-    if timer is not None:
-        timer.cancel()
+    timer.cancel()
     try:
         reporter.close()
     except AttemptFenced:
@@ -162,6 +166,10 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
         return "fenced"
     if ending.status == RELEASED:
         return _release(ctx, state, attempt, ending, files)
+    if ending.status == UNFINISHED:
+        log.error("job %s attempt %d: the database stayed unavailable during setup; leaving the "
+                  "job to the reaper", state.id, attempt)
+        return UNFINISHED
     with suppress(Unavailable):  # after an outage, wait for the store before the last writes
         _retrying(ctx.settings.lease_seconds, ctx.database.ping)
     live.finish(ending.status)  # the final diagnosis, while the job is still ours (fenced)
@@ -187,17 +195,22 @@ class CheckpointSink(StoreSink):
         self._files.prune(keep_step=step)
 
 
-def _time_limit(
-    limit: float | None, reporter: Reporter, flag: threading.Event
-) -> threading.Timer | None:
-    if limit is None:
-        return None
+def _time_left(limit: float, state: JobState) -> float:
+    """Seconds left of the job's time limit, which counts from its first start over all its
+    attempts: a retry or a hand-back does not start the clock again."""
+    if state.started_at is None:
+        return limit
+    return limit - (datetime.now(UTC) - state.started_at).total_seconds()
+
+
+def _time_limit(seconds: float, reporter: Reporter, flag: threading.Event) -> threading.Timer:
+    """Stop the job after `seconds` (at once when none are left) and flag it as timed out."""
 
     def expire() -> None:
         flag.set()
         reporter.request_stop()
 
-    timer = threading.Timer(limit, expire)
+    timer = threading.Timer(max(0.0, seconds), expire)
     timer.daemon = True
     timer.start()
     return timer
@@ -212,15 +225,19 @@ def _train(
     timed_out: threading.Event,
 ) -> Ending:
     try:
+        # Retried through an outage like the other reads and writes of the job.
+        upload_path = _retrying(ctx.settings.lease_seconds, lambda: _upload_path(ctx, state))
         result = train(
             state.spec,
             observe_progress(reporter.callbacks()),  # steps and steps/s for /metrics
             data_root=ctx.settings.data_root,
-            upload_path=_upload_path(ctx, state),
+            upload_path=upload_path,
             checkpoint_path=checkpoint,
             checkpoint_every=ctx.settings.checkpoint_every_steps,
             resume=resume,
         )
+    except Unavailable:
+        return Ending(UNFINISHED)
     except Exception as error:  # the job fails; the worker goes on serving
         log.exception("job %s failed", state.id)
         return Ending("failed", error=_reason(error))
