@@ -41,6 +41,7 @@ class JobCost:
     snapshot_bytes: int
     data_bytes: int
     seconds: float  # training time on a worker at settings.worker_flops_per_second
+    metric_rows_field: str  # the spec field behind most of the metric rows: the one to change
 
 
 def job_cost(spec: JobSpec, plan: Estimate, *, flops_per_second: float) -> JobCost:
@@ -57,8 +58,12 @@ def job_cost(spec: JobSpec, plan: Estimate, *, flops_per_second: float) -> JobCo
     train_seconds = steps * (3 * forward * spec.training.batch_size / flops_per_second
                              + STEP_OVERHEAD_SECONDS)
     eval_seconds = evals * forward * plan.shape.n_val / flops_per_second
+    terms = {"training.steps" if spec.training.steps is not None else "training.epochs":
+             steps * STEP_METRICS, "training.eval_every": evals * EVAL_METRICS,
+             "telemetry.snapshot_every": snapshot_steps * layers}  # update ratios
     return JobCost(
-        metric_rows=steps * STEP_METRICS + evals * EVAL_METRICS + snapshot_steps * layers,
+        metric_rows=sum(terms.values()),
+        metric_rows_field=max(terms, key=lambda name: terms[name]),
         snapshot_rows=snapshot_rows,
         snapshot_bytes=snapshot_rows * (row_values * JSON_NUMBER_BYTES + SNAPSHOT_ROW_BYTES),
         data_bytes=_data_bytes(spec, plan),
@@ -70,11 +75,12 @@ def check_cost(spec: JobSpec, plan: Estimate, settings: Settings) -> JobCost:
     """The job's cost, or LimitExceeded naming the field to change and giving the estimate."""
     cost = job_cost(spec, plan, flops_per_second=settings.worker_flops_per_second)
     steps_field = "training.steps" if spec.training.steps is not None else "training.epochs"
-    _over(cost.metric_rows, settings.max_metric_rows_per_job, steps_field, "metric rows")
     _over(cost.snapshot_rows, settings.max_snapshot_rows_per_job, "telemetry.snapshot_every",
           "snapshot rows")
     _over(cost.snapshot_bytes, settings.max_snapshot_bytes_per_job, "telemetry.bins",
           "bytes of snapshots")
+    _over(cost.metric_rows, settings.max_metric_rows_per_job, cost.metric_rows_field,
+          "metric rows")
     data_field = DATA_FIELDS.get(spec.data.family, "data.dataset")
     _over(cost.data_bytes, settings.max_data_bytes, data_field, "bytes of data in memory")
     limit = settings.job_time_limit_seconds

@@ -1,0 +1,371 @@
+"""OWASP API4 (unrestricted resource consumption), one test per class of request that used to
+make the service spend without bound. Each asserts the status, that the answer came without the
+work (quickly, nothing created, no body read), and that the service still serves the next
+request.
+
+    study expansion     a study's size is refused by arithmetic before any variant is built
+    per-job cost        rows, bytes, data memory and time estimated and refused over the caps
+    uploads             401/429/413 before the body is read; malformed archives are 422
+    /metrics            unknown methods and paths add no series
+    idempotency         a replay is found before the caps; /remedy keys are apart from /v1/jobs'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import time
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from celery import Celery
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from service import create_app
+from store import findings, leases
+from store.db import Database
+from store.settings import Settings
+from tests.security.conftest import Snapshot
+from tests.service.support import SPIRAL, JsonDict
+
+QUICK_SECONDS = 1.0  # a refusal that does no work answers well within this
+CHUNK = 64 * 1024
+
+
+def _served_next(client: TestClient, auth: dict[str, str]) -> None:
+    response = client.post("/v1/jobs", json=SPIRAL, headers=auth)
+    assert response.status_code == 201, response.text
+
+
+def _refused(client: TestClient, auth: dict[str, str], path: str, body: Any,
+             snapshot: Callable[[], Snapshot], status: int = 422) -> JsonDict:
+    """POST `body`; assert `status`, under QUICK_SECONDS, nothing created, and the next submit
+    served. Returns the problem."""
+    before = snapshot()
+    started = time.perf_counter()
+    response = client.post(path, json=body, headers=auth)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == status, response.text
+    assert elapsed < QUICK_SECONDS, f"{elapsed:.2f} s to refuse"
+    assert snapshot() == before
+    _served_next(client, auth)
+    problem: JsonDict = response.json()
+    return problem
+
+
+# -- study expansion -----------------------------------------------------------------------------
+
+STUDY_BASE = {"data": {"dataset": "spiral"}, "model": {"hidden": [8]}, "training": {"steps": 5}}
+
+
+@pytest.mark.parametrize(("study", "field"), [
+    ({"search": {"n": 100_000, "space": {"optimizer.lr": {"low": 1e-4, "high": 0.1}}}},
+     "search.n"),
+    ({"search": {"n": 10**9, "space": {"optimizer.lr": {"low": 1e-4, "high": 0.1}}}},
+     "search.n"),
+    ({"grid": {"optimizer.lr": [0.01] * 100, "training.batch_size": list(range(1, 101)),
+               "training.seed": list(range(100))}}, "grid"),
+], ids=["search-1e5", "search-1e9", "grid-1e6"])
+def test_a_huge_study_is_refused_by_arithmetic(
+    client: TestClient, auth: dict[str, str], snapshot: Callable[[], Snapshot],
+    study: JsonDict, field: str,
+) -> None:
+    problem = _refused(client, auth, "/v1/studies", {"base": STUDY_BASE, **study}, snapshot)
+    assert problem["field"] == field
+
+
+# -- per-job cost --------------------------------------------------------------------------------
+
+DEEP_NARROW = {"data": {"dataset": "spiral"}, "model": {"hidden": [4] * 200},
+               "training": {"steps": 10_000}, "telemetry": {"snapshot_every": 1, "bins": 128}}
+CTR_HUGE = {"data": {"dataset": "ctr", "options": {"rows": 5_000_000, "fields": 64,
+                                                   "cardinality": 2}},
+            "model": {"kind": "embedding_mlp", "hidden": [8], "embedding_dim": 2},
+            "training": {"steps": 10}}
+
+
+@pytest.mark.parametrize(("spec", "caps", "field", "unit"), [
+    (DEEP_NARROW, {}, "telemetry.snapshot_every", "snapshot rows"),
+    ({**SPIRAL, "training": {"steps": 10_000}, "telemetry": {"bins": 128}},
+     {"max_snapshot_bytes_per_job": 1_000_000}, "telemetry.bins", "bytes of snapshots"),
+    ({**SPIRAL, "training": {"steps": 10_000, "eval_every": 1}},
+     {"max_metric_rows_per_job": 50_000}, "training.steps", "metric rows"),
+    (CTR_HUGE, {}, "data.options.rows", "bytes of data in memory"),
+    ({**SPIRAL, "training": {"steps": 10_000}}, {"job_time_limit_seconds": 5.0},
+     "training.steps", "seconds"),
+], ids=["snapshot-rows", "snapshot-bytes", "metric-rows", "ctr-data", "time"])
+def test_a_job_over_a_cost_cap_is_refused_with_its_estimate(
+    app_settings: Settings, celery_app: Celery, auth: dict[str, str],
+    snapshot: Callable[[], Snapshot], spec: JsonDict, caps: dict[str, Any], field: str,
+    unit: str,
+) -> None:
+    settings = app_settings.model_copy(update=caps)
+    with TestClient(create_app(settings, celery_app=celery_app)) as client:
+        problem = _refused(client, auth, "/v1/jobs", spec, snapshot)
+    assert problem["code"] == "limit_exceeded"
+    assert problem["field"] == field
+    assert "estimated" in problem["detail"] and unit in problem["detail"], problem["detail"]
+
+
+def test_the_issue_example_snapshot_flood_is_refused_under_the_default_caps(
+    db_settings: Settings, celery_app: Celery, auth: dict[str, str],
+    snapshot: Callable[[], Snapshot],
+) -> None:
+    """200 layers 4 wide, 1e6 steps, a snapshot every step with 512 bins: about 6e8 rows."""
+    spec = {**DEEP_NARROW, "training": {"steps": 1_000_000},
+            "telemetry": {"snapshot_every": 1, "bins": 512}}
+    with TestClient(create_app(db_settings, celery_app=celery_app)) as client:
+        problem = _refused(client, auth, "/v1/jobs", spec, snapshot)
+    assert problem["field"] == "telemetry.snapshot_every"
+    assert "602," in problem["detail"], problem["detail"]  # ~6.02e8 rows, with its figure
+
+
+# -- uploads -------------------------------------------------------------------------------------
+
+
+def _asgi_post(app: FastAPI, path: str, headers: dict[str, str]) -> tuple[int, int]:
+    """POST an endless body straight to the ASGI app; (status, body chunks it pulled)."""
+    pulled = 0
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": b"\0" * CHUNK, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+    }
+    asyncio.run(app(scope, receive, send))
+    return status[0], pulled
+
+
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer glk_not-a-key"])
+def test_an_upload_without_a_valid_key_is_401_before_its_body_is_read(
+    app: FastAPI, client: TestClient, auth: dict[str, str], app_settings: Settings,
+    snapshot: Callable[[], Snapshot], authorization: str | None,
+) -> None:
+    before = snapshot()
+    headers = {**MULTIPART, **({"Authorization": authorization} if authorization else {})}
+    status, pulled = _asgi_post(app, "/v1/datasets", headers)
+    assert (status, pulled) == (401, 0)
+    assert snapshot() == before and not any(app_settings.uploads_dir.rglob("*"))
+    _served_next(client, auth)
+
+
+def test_an_upload_over_the_rate_limit_is_429_before_its_body_is_read(
+    app_settings: Settings, celery_app: Celery, auth: dict[str, str],
+    snapshot: Callable[[], Snapshot],
+) -> None:
+    app = create_app(app_settings.model_copy(update={"rate_limit_per_minute": 2}),
+                     celery_app=celery_app)
+    with TestClient(app) as client:
+        for _ in range(2):
+            assert client.get("/v1/datasets", headers=auth).status_code == 200
+        before = snapshot()
+        status, pulled = _asgi_post(app, "/v1/datasets", {**MULTIPART, **auth})
+        assert (status, pulled) == (429, 0)
+        assert snapshot() == before
+        assert client.get("/healthz").status_code == 200  # served; the key waits its minute
+
+
+def test_an_upload_declared_over_the_cap_is_413_before_its_body_is_read(
+    app: FastAPI, client: TestClient, auth: dict[str, str], app_settings: Settings,
+) -> None:
+    declared = str(app_settings.max_upload_bytes * 2)
+    status, pulled = _asgi_post(app, "/v1/datasets",
+                                {**MULTIPART, **auth, "Content-Length": declared})
+    assert (status, pulled) == (413, 0)
+    _served_next(client, auth)
+
+
+def test_an_endless_upload_stops_at_the_cap_and_leaves_nothing(
+    app: FastAPI, client: TestClient, auth: dict[str, str], app_settings: Settings,
+    snapshot: Callable[[], Snapshot],
+) -> None:
+    before = snapshot()
+    status, pulled = _asgi_post(app, "/v1/datasets", {**MULTIPART, **auth})
+    assert status in (413, 422)  # the cap, or the framing (zeros are no multipart) first
+    assert pulled * CHUNK <= app_settings.max_upload_bytes + 2 * CHUNK + 64 * 1024
+    assert snapshot() == before and not any(app_settings.uploads_dir.rglob("*"))
+    _served_next(client, auth)
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def _member_without_suffix() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x", b"\x93NUMPY not an array")
+        archive.writestr("y.npy", b"")
+    return buffer.getvalue()
+
+
+def _unsupported_compression() -> bytes:
+    """A valid .npz whose members claim compression method 99 (AES), which zipfile lacks."""
+    data = bytearray(_npz(x=np.zeros((4, 2), np.float32), y=np.array([0, 1, 0, 1])))
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = data.find(signature)
+        while start != -1:
+            struct.pack_into("<H", data, start + offset, 99)
+            start = data.find(signature, start + 4)
+    return bytes(data)
+
+
+def _truncated() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        header = _npz(x=np.zeros((1000, 2), np.float32), y=np.arange(1000) % 2)
+        with zipfile.ZipFile(io.BytesIO(header)) as source:
+            archive.writestr("x.npy", source.read("x.npy")[:200])
+            archive.writestr("y.npy", source.read("y.npy"))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("content", [
+    _member_without_suffix(), _unsupported_compression(), _truncated(), b"PK\x03\x04broken",
+], ids=["no-npy-suffix", "compression-99", "truncated-array", "broken-zip"])
+def test_a_malformed_archive_is_422_never_500(
+    client: TestClient, auth: dict[str, str], app_settings: Settings,
+    snapshot: Callable[[], Snapshot], content: bytes,
+) -> None:
+    before = snapshot()
+    response = client.post("/v1/datasets", files={"file": ("bad.npz", content)}, headers=auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "file"
+    assert snapshot() == before and not any(app_settings.uploads_dir.rglob("*"))
+    _served_next(client, auth)
+
+
+def test_a_good_upload_still_goes_through_the_streamed_reader(
+    client: TestClient, auth: dict[str, str],
+) -> None:
+    content = _npz(x=np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32),
+                   y=np.arange(50) % 3)
+    response = client.post("/v1/datasets", files={"file": ("mine.npz", content)},
+                           data={"description": "three classes"}, headers=auth)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["name"], body["rows"], body["num_classes"]) == ("mine", 50, 3)
+    assert body["description"] == "three classes"
+
+
+# -- /metrics ------------------------------------------------------------------------------------
+
+
+def _series(client: TestClient) -> list[str]:
+    text = client.get("/metrics").text
+    return [line for line in text.splitlines() if line.startswith("gradlab_http_requests_total")]
+
+
+def test_made_up_methods_and_paths_add_no_metric_series(
+    client: TestClient, auth: dict[str, str],
+) -> None:
+    client.get("/healthz")
+    _series(client)  # the scrape's own series exists from here on
+    for index in range(30):
+        client.request(f"FOO{index}", "/v1/jobs")
+        client.request(f"BAR{index}", f"/nothing/{index}")
+        client.get(f"/nothing/{index}")
+    series = _series(client)
+    assert not any("FOO" in line or "BAR" in line or "/nothing" in line for line in series)
+    assert any('method="other"' in line and 'route="unmatched"' in line for line in series)
+    count = len(series)
+    for index in range(30, 60):
+        client.request(f"FOO{index}", "/v1/jobs")
+        client.request(f"BAR{index}", f"/nothing/{index}")
+    assert len(_series(client)) == count  # bounded: more tokens, no more series
+    _served_next(client, auth)
+
+
+# -- idempotency ---------------------------------------------------------------------------------
+
+
+def test_a_replay_is_answered_before_the_caps(
+    app_settings: Settings, celery_app: Celery, auth: dict[str, str],
+) -> None:
+    """A request accepted once is answered the same way after the caps were lowered."""
+    spec = {**SPIRAL, "training": {"steps": 500}}
+    headers = {**auth, "Idempotency-Key": "nightly"}
+    with TestClient(create_app(app_settings, celery_app=celery_app)) as client:
+        first = client.post("/v1/jobs", json=spec, headers=headers)
+    lowered = app_settings.model_copy(update={"max_steps": 100})
+    with TestClient(create_app(lowered, celery_app=celery_app)) as client:
+        started = time.perf_counter()
+        again = client.post("/v1/jobs", json=spec, headers=headers)
+        assert time.perf_counter() - started < QUICK_SECONDS
+        assert (first.status_code, again.status_code) == (201, 200), again.text
+        assert again.json()["id"] == first.json()["id"]
+        fresh = client.post("/v1/jobs", json=spec, headers={**auth, "Idempotency-Key": "new"})
+        assert fresh.status_code == 422  # the cap holds for anything new
+
+
+@pytest.fixture
+def diagnosed(database: Database, submit: Callable[..., JsonDict],
+              claim: Callable[[str], int]) -> JsonDict:
+    job = submit(model={"hidden": [16], "init": {"scheme": "zeros"}})
+    attempt = claim(job["id"])
+    finding = {"code": "symmetry", "severity": "error", "layer": "fc1", "step": 20,
+               "title": "identical units", "detail": "zeros init", "evidence": {},
+               "suggestion": "kaiming", "remedy": {"model.init.scheme": "kaiming_normal"}}
+    with database.transaction() as session:
+        findings.replace_findings(session, job_id=job["id"], attempt=attempt,
+                                  findings=[finding], final=True)
+        leases.finish_job(session, job_id=job["id"], attempt=attempt, status="succeeded")
+    return job
+
+
+def test_remedy_keys_are_apart_from_job_keys(
+    client: TestClient, auth: dict[str, str], diagnosed: JsonDict,
+) -> None:
+    headers = {**auth, "Idempotency-Key": "shared-key"}
+    job = client.post("/v1/jobs", json=SPIRAL, headers=headers)
+    remedy = client.post(f"/v1/jobs/{diagnosed['id']}/remedy", json={"codes": ["symmetry"]},
+                         headers=headers)
+    assert (job.status_code, remedy.status_code) == (201, 201), remedy.text
+    assert remedy.json()["id"] != job.json()["id"]
+    assert remedy.json()["parent_id"] == diagnosed["id"]
+    again = client.post(f"/v1/jobs/{diagnosed['id']}/remedy", json={"codes": ["symmetry"]},
+                        headers=headers)
+    assert (again.status_code, again.json()["id"]) == (200, remedy.json()["id"])
+
+
+def test_the_request_hash_of_a_child_includes_its_parent(
+    client: TestClient, auth: dict[str, str], database: Database,
+    claim: Callable[[str], int], diagnosed: JsonDict,
+) -> None:
+    """The same key and codes on another parent is another request: 409, not the first child."""
+    other = client.post("/v1/jobs", json={**SPIRAL, "model": {"hidden": [16], "init": {
+        "scheme": "zeros"}}}, headers=auth).json()
+    attempt = claim(other["id"])
+    with database.transaction() as session:
+        findings.replace_findings(session, job_id=other["id"], attempt=attempt, findings=[{
+            "code": "symmetry", "severity": "error", "title": "t", "detail": "d",
+            "evidence": {}, "remedy": {"model.init.scheme": "kaiming_normal"}}], final=True)
+    headers = {**auth, "Idempotency-Key": "fix"}
+    first = client.post(f"/v1/jobs/{diagnosed['id']}/remedy", json={"codes": ["symmetry"]},
+                        headers=headers)
+    second = client.post(f"/v1/jobs/{other['id']}/remedy", json={"codes": ["symmetry"]},
+                         headers=headers)
+    assert (first.status_code, second.status_code) == (201, 409), second.text
+    _served_next(client, auth)
+
