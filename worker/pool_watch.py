@@ -32,10 +32,15 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 
 
+def worker_name(pid: int) -> str:
+    """The name a pool process claims jobs under (WorkerContext.process_name)."""
+    return f"{socket.gethostname()}:{pid}"
+
+
 def recover_jobs_of(database: Database, celery: Celery, settings: Settings, pid: int) -> int:
     """Queue again (or fail, past max_attempts losses) the running jobs of the dead pool
     process `pid` of this host; returns how many were queued again."""
-    worker = f"{socket.gethostname()}:{pid}"
+    worker = worker_name(pid)
     with database.read() as session:
         lost = leases.running_jobs_of(session, worker=worker)
     requeued = 0
