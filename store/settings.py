@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     metrics_max_points_default: int = Field(
         1000, ge=2, description="Points per metric series when a request does not say."
     )
+    metrics_max_points_per_request: int = Field(
+        200_000, ge=2, description="Points of all series of one GET .../metrics together; a "
+        "request for many series gets fewer points of each (downsampled, spikes kept)."
+    )
     # -- operations: log format and worker metrics (README "Deploy with docker compose") --
     log_format: Literal["text", "json"] = Field(
         "text", description="`text`: lines for people; `json`: one JSON object per line, with "

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from gradlab_client.models import Layer, MetricsResponse, SnapshotKind, SnapshotPage
 
 from service.deps import JobDep, ServicesDep
+from service.errors import InvalidSpec
 from service.problems import problem_doc
 from store import metrics, snapshots
 
@@ -33,12 +34,15 @@ def get_metrics(
 ) -> MetricsResponse:
     """Per-step series (loss, accuracy, learning rate, ...) in step order. A series longer than
     `max_points` is downsampled on the server keeping each bucket's lowest and highest point, so
-    a one-step spike stays visible at any zoom. Non-finite values (a diverged loss) are null."""
+    a one-step spike stays visible at any zoom. Non-finite values (a diverged loss) are null.
+    One response holds at most `metrics_max_points_per_request` points (see `GET /v1/catalog`):
+    asking for many series lowers the points of each."""
     with services.db.read() as session:
         series = metrics.query_series(
             session, job_id=job.id, names=_split_names(names), start_step=start_step,
             end_step=end_step,
             max_points=max_points or services.settings.metrics_max_points_default,
+            max_total_points=services.settings.metrics_max_points_per_request,
         )
     return MetricsResponse(series=series)
 
@@ -75,7 +79,15 @@ def get_snapshots(
         )
 
 
+# More names than a job can have series (metrics, validation, one update ratio per layer).
+MAX_NAMES = 500
+
+
 def _split_names(names: list[str] | None) -> list[str] | None:
     if not names:
         return None
-    return [name.strip() for raw in names for name in raw.split(",") if name.strip()]
+    split = [name.strip() for raw in names for name in raw.split(",") if name.strip()]
+    unique = list(dict.fromkeys(split))  # a name asked twice is one series
+    if len(unique) > MAX_NAMES:
+        raise InvalidSpec(f"{len(unique)} names; the most is {MAX_NAMES}", field="names")
+    return unique

@@ -369,3 +369,34 @@ def test_the_request_hash_of_a_child_includes_its_parent(
     assert (first.status_code, second.status_code) == (201, 409), second.text
     _served_next(client, auth)
 
+
+
+# -- metric reads ----------------------------------------------------------------------------------
+
+
+def test_a_metrics_read_is_bounded_in_series_and_points(
+    app_settings: Settings, celery_app: Celery, auth: dict[str, str], database: Database,
+    claim: Callable[[str], int],
+) -> None:
+    from store import metrics
+
+    settings = app_settings.model_copy(update={"metrics_max_points_per_request": 300})
+    with TestClient(create_app(settings, celery_app=celery_app)) as client:
+        job = client.post("/v1/jobs", json=SPIRAL, headers=auth).json()
+        attempt = claim(job["id"])
+        with database.transaction() as session:
+            metrics.write_metrics(session, job_id=job["id"], attempt=attempt, rows=[
+                (step, name, float(step)) for step in range(1, 1001)
+                for name in ("a", "b", "c")])
+        url = f"/v1/jobs/{job['id']}/metrics"
+        many = ",".join(f"n{index}" for index in range(501))
+        started = time.perf_counter()
+        refused = client.get(url, params={"names": many}, headers=auth)
+        assert time.perf_counter() - started < QUICK_SECONDS
+        assert (refused.status_code, refused.json()["field"]) == (422, "names")
+        repeated = client.get(url, params={"names": ",".join(["a"] * 5000)}, headers=auth)
+        assert [s["name"] for s in repeated.json()["series"]] == ["a"]  # one series, not 5000
+        shared = client.get(url, params={"names": "a,b,c", "max_points": 100_000}, headers=auth)
+        points = [len(series["steps"]) for series in shared.json()["series"]]
+        assert len(points) == 3 and sum(points) <= 300, points
+        _served_next(client, auth)
