@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gradlab_client.shapes import Estimate, LayerPlan
-from gradlab_client.spec import JobSpec
+from gradlab_contract.shapes import Estimate, LayerPlan
+from gradlab_contract.spec import JobSpec
 
 from service.errors import LimitExceeded
 from store.settings import Settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from gradlab_client.models import DatasetInfo
+from gradlab_contract.models import DatasetInfo
 
 from service.body_limit import Limit
 from service.deps import CurrentTeam, ServicesDep

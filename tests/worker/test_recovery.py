@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from celery import Celery
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 from sqlalchemy.orm import Session
 
 from store import datasets, jobs, leases, orm, teams
