@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from gradlab_contract.models import JobStatus
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -23,8 +24,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
-    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -41,7 +42,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "diverged")
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
@@ -103,7 +103,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("team_id", "idempotency_key"),
-        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        # The contract's statuses; the text is the migration's: ('queued', 'running', ...).
+        CheckConstraint(f"status IN {tuple(s.value for s in JobStatus)!r}", name="status"),
         # The team's job list, newest first, is a keyset scan of this index.
         Index(None, "team_id", "created_at", "id"),
         # The reaper's and the reconciler's scans.
@@ -113,7 +114,7 @@ class Job(Base):
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"))
     name: Mapped[str | None] = mapped_column(String(100))
     spec: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     attempt: Mapped[int] = mapped_column(default=0)  # 0 until the first claim
     # Attempts that lost their worker (crash, kill, expired lease); hand-backs are not losses.
     losses: Mapped[int] = mapped_column(default=0, server_default=text("0"))
@@ -138,19 +139,27 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
 
 
-class Metric(Base):
-    __tablename__ = "metrics"
-    # The primary key is the uniqueness rule and the (job, name, step) index at once. On
-    # PostgreSQL it carries the value too, so a series is read from the index alone
-    # (an index-only scan: about twice as fast for the downsampling query).
-    __table_args__ = (
-        PrimaryKeyConstraint("job_id", "name", "step", postgresql_include=["value"]),
+class MetricChunk(Base):
+    """One block of CHUNK_STEPS steps of one series (store/series): the points in `payload`, a
+    summary beside it so that a downsampled read of a long series opens no payload."""
+
+    __tablename__ = "metric_chunks"
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
     )
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(200))
-    step: Mapped[int] = mapped_column(autoincrement=False)
-    value: Mapped[float | None] = mapped_column(Double)  # NULL: not finite (NaN or +-inf)
-    attempt: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    chunk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # step // CHUNK
+    first_step: Mapped[int]
+    last_step: Mapped[int]
+    count: Mapped[int]
+    low_step: Mapped[int | None]  # the lowest finite point
+    low_value: Mapped[float | None] = mapped_column(Double)
+    high_step: Mapped[int | None]  # the highest finite point
+    high_value: Mapped[float | None] = mapped_column(Double)
+    nonfinite_step: Mapped[int | None]  # the first non-finite point
+    attempt: Mapped[int]  # the latest attempt that wrote to the block
+    sketch: Mapped[bytes] = mapped_column(LargeBinary)  # each 64-step run's lowest and highest
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Snapshot(Base):

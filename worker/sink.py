@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import TypeVar
 
+from gradlab_contract.models import Layer, Snapshot
 from sqlalchemy.orm import Session
 
-from store import leases, metrics, snapshots
+from store import leases, series, snapshots
 from store.db import Database
 from store.errors import NotFound, StaleAttempt, Unavailable
-from training.types import LayerInfo, Snapshot
 from worker.reporter import AttemptFenced, TransientStoreError
 
 T = TypeVar("T")
@@ -46,8 +45,8 @@ class StoreSink:
         with _translated(), self._db.transaction() as session:
             return action(session)
 
-    def write_layers(self, layers: list[LayerInfo]) -> None:
-        rows = [asdict(layer) for layer in layers]
+    def write_layers(self, layers: list[Layer]) -> None:
+        rows = [layer.model_dump() for layer in layers]
         self._write(
             lambda s: snapshots.write_layers(
                 s, job_id=self._job_id, attempt=self._attempt, layers=rows
@@ -56,13 +55,13 @@ class StoreSink:
 
     def write_metrics(self, rows: list[tuple[int, str, float]]) -> None:
         self._write(
-            lambda s: metrics.write_metrics(
+            lambda s: series.write_metrics(
                 s, job_id=self._job_id, attempt=self._attempt, rows=rows
             )
         )
 
     def write_snapshots(self, items: list[Snapshot]) -> None:
-        rows = [asdict(item) for item in items]
+        rows = [item.model_dump() for item in items]
         self._write(
             lambda s: snapshots.write_snapshots(
                 s, job_id=self._job_id, attempt=self._attempt, snapshots=rows

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from gradlab_contract.models import DatasetInfo
 
-from service.body_limit import Limit
 from service.deps import CurrentTeam, ServicesDep
-from service.problems import problem_doc
+from service.http.body_limit import Limit
+from service.http.problems import problem_doc
 from service.uploads import builtin_datasets, save_upload
 from store import datasets
 from store.settings import Settings
@@ -53,7 +53,7 @@ router.add_api_route("", list_datasets, methods=["GET"], summary="List data sets
 
 
 def body_limits(settings: Settings) -> dict[tuple[str, str], Limit]:
-    """The upload's request size limit (service.body_limit), from the settings."""
+    """The upload's request size limit (service.http.body_limit), from the settings."""
     limit = Limit(settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
                   f"uploads are limited to {settings.max_upload_bytes:,} bytes", field="file")
     return {("POST", "/v1/datasets"): limit}

@@ -62,7 +62,13 @@ def _studies(owner: Owner) -> list[str]:
     return [owner.post("/v1/studies", STUDY)]
 
 
-FACTORIES: dict[str, Callable[[Owner], list[str]]] = {"job_id": _jobs, "study_id": _studies}
+def _series_names(owner: Owner) -> list[str]:
+    return ["train_loss"]  # a name a job of either team could have: the job decides the 404
+
+
+FACTORIES: dict[str, Callable[[Owner], list[str]]] = {
+    "job_id": _jobs, "study_id": _studies, "name": _series_names,
+}
 
 
 def _id_routes(app: FastAPI) -> list[tuple[str, AppRoute]]:

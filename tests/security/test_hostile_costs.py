@@ -204,7 +204,7 @@ def test_a_metrics_read_is_bounded_in_series_and_points(
     app_settings: Settings, celery_app: Celery, auth: dict[str, str], database: Database,
     claim: Callable[[str], int],
 ) -> None:
-    from store import metrics
+    from store import series as metrics
 
     settings = app_settings.model_copy(update={"metrics_max_points_per_request": 300})
     with TestClient(create_app(settings, celery_app=celery_app)) as client:
