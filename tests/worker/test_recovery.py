@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from celery import Celery
+from gradlab_contract.models import Layer
 from gradlab_contract.spec import JobSpec
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,6 @@ from store.settings import Settings, filesystem_broker_options
 from taskqueue import make_celery, publish_job
 from taskqueue.waiting import waiting_job_ids
 from tests.service.support import published_ids
-from training.types import LayerInfo
 from worker import pool_watch, runner
 from worker.reaper import reap_once
 from worker.reporter import Reporter
@@ -135,7 +135,7 @@ class BlinkingDatabase:
 
 
 class NullSink:
-    def write_layers(self, layers: list[LayerInfo]) -> None: ...
+    def write_layers(self, layers: list[Layer]) -> None: ...
     def write_metrics(self, rows: list[tuple[int, str, float]]) -> None: ...
     def write_snapshots(self, snapshots: list[Any]) -> None: ...
     def record_checkpoint(self, step: int) -> None: ...
@@ -181,7 +181,7 @@ def test_a_database_down_through_setup_leaves_the_job_to_the_reaper(
     database: Database, upload_job: leases.JobState, tmp_path: Path,
 ) -> None:
     ending = _train(BlinkingDatabase(database, failures=10**6), upload_job, tmp_path, lease=0.6)
-    assert ending.status == runner.UNFINISHED  # not failed: the lease runs out, it is retried
+    assert ending.status == runner.Outcome.UNFINISHED  # not failed: the reaper retries it
 
 
 # -- the time limit is the job's ----------------------------------------------------------------
