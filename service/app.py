@@ -25,7 +25,16 @@ from service.http.problems import (
 from service.http.prometheus import install_metrics
 from service.http.ratelimit import make_limiter
 from service.links import document_links
-from service.routes import catalog, datasets, diagnosis, health, jobs, studies, telemetry
+from service.routes import (
+    catalog,
+    datasets,
+    diagnosis,
+    heals,
+    health,
+    jobs,
+    studies,
+    telemetry,
+)
 from service.ui import VENDOR, mount_ui
 from store.db import Database
 from store.migrate import is_at_head
@@ -84,6 +93,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.include_router(jobs.router)
     app.include_router(telemetry.router)
     app.include_router(diagnosis.router)
+    app.include_router(heals.router)
     app.include_router(catalog.router)
     app.include_router(datasets.router)
     app.include_router(studies.router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from gradlab_contract.shapes import UploadInfo
@@ -17,7 +18,7 @@ from gradlab_contract.spec import JobSpec
 from service.deps import Services
 from service.errors import InvalidSpec
 from service.limits import check_limits
-from store import datasets, jobs
+from store import datasets, jobs, remedies
 from store.errors import NotFound
 from store.jobs import CreatedJob
 from store.teams import Team
@@ -32,12 +33,14 @@ def submit_job(
     idempotency_key: str | None,
     parent_id: str | None = None,
     fingerprint_of_request: str | None = None,
+    remedy_codes: Sequence[str] = (),
 ) -> CreatedJob:
     """Create (or, for a repeated Idempotency-Key, find) the team's job and enqueue a new one.
-    `parent_id` names the job whose diagnosis' remedies made this spec. The replay is looked up
-    before the caps: a request that was accepted once is answered the same way again, even if
-    the caps were lowered since. `fingerprint_of_request` replaces the spec's fingerprint (the
-    remedy route fingerprints its own request)."""
+    `parent_id` names the job whose diagnosis' remedies (of `remedy_codes`) made this spec; the
+    remedy is recorded with the job, so its outcome can be settled when it ends. The replay is
+    looked up before the caps: a request that was accepted once is answered the same way again,
+    even if the caps were lowered since. `fingerprint_of_request` replaces the spec's
+    fingerprint (the remedy route fingerprints its own request)."""
     settings = services.settings
     fingerprint_of_request = fingerprint_of_request or request_hash(spec, parent_id)
     replayed = replayed_job(services, team=team, idempotency_key=idempotency_key,
@@ -52,6 +55,9 @@ def submit_job(
             idempotency_key=idempotency_key, request_hash=fingerprint_of_request,
             max_queued=settings.max_queued_jobs_per_team, parent_id=parent_id,
         )
+        if created.created and parent_id is not None and remedy_codes:
+            remedies.record_remedy(session, parent_id=parent_id, child_id=created.job.id,
+                                   codes=remedy_codes)
     if created.created:
         publish_or_reconcile(services.celery, services.settings, created.job.id, study_id=None)
     return created

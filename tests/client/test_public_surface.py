@@ -7,6 +7,7 @@ import inspect
 
 import gradlab_client
 from gradlab_client.datasets import Datasets
+from gradlab_client.heals import Heals
 from gradlab_client.jobs import Jobs
 from gradlab_client.studies import Studies
 
@@ -15,6 +16,7 @@ EXPECTED_ALL = [
     "Client", "MetricsResult", "SnapshotIterator",
     "Job", "JobStatus", "TERMINAL_STATUSES", "Progress", "MetricSeries", "Snapshot", "Histogram",
     "Layer", "DatasetInfo", "Catalog", "CatalogValue", "Problem", "Diagnosis", "Finding",
+    "RemedyOutcome", "Heal", "HealRound",
     "Study", "StudyCreate", "StudyComparison", "StudyTemplate",
     # errors
     "GradlabError", "APIError", "NotFound", "Unauthorized", "ValidationError", "Conflict",
@@ -69,8 +71,9 @@ def test_the_resources_offer_exactly_these_calls() -> None:
     assert public_methods(gradlab_client.Client) == {"catalog", "close"}
     assert public_methods(Jobs) == {
         "create", "get", "list", "cancel", "wait", "metrics", "layers", "snapshots",
-        "diagnosis", "remedy",
+        "diagnosis", "remedy", "heal",
     }
+    assert public_methods(Heals) == {"get", "cancel", "wait"}
     assert public_methods(Datasets) == {"upload", "list"}
     assert public_methods(Studies) == {
         "create", "get", "list", "cancel", "compare", "templates", "wait",
@@ -78,7 +81,7 @@ def test_the_resources_offer_exactly_these_calls() -> None:
 
 
 def test_optional_arguments_of_calls_are_keyword_only() -> None:
-    for cls in (Jobs, Datasets, Studies):
+    for cls in (Jobs, Datasets, Studies, Heals):
         for name in public_methods(cls):
             positional = [
                 p.name for p in inspect.signature(getattr(cls, name)).parameters.values()

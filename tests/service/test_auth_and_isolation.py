@@ -36,8 +36,11 @@ def test_the_route_list_is_what_the_api_documents(app: FastAPI) -> None:
     assert paths == PUBLIC | {
         "/v1/jobs", "/v1/jobs/no-such-id", "/v1/jobs/no-such-id/cancel",
         "/v1/jobs/no-such-id/metrics", "/v1/jobs/no-such-id/layers",
+        "/v1/jobs/no-such-id/metrics/no-such-id/points",
         "/v1/jobs/no-such-id/snapshots", "/v1/catalog", "/v1/datasets",
         "/v1/jobs/no-such-id/diagnosis", "/v1/jobs/no-such-id/remedy",
+        "/v1/jobs/no-such-id/heal", "/v1/heals", "/v1/heals/no-such-id",
+        "/v1/heals/no-such-id/cancel",
         "/v1/studies", "/v1/studies/templates", "/v1/studies/no-such-id",
         "/v1/studies/no-such-id/cancel", "/v1/studies/no-such-id/compare",
     }
@@ -85,7 +88,7 @@ def test_another_teams_job_is_404_like_an_unknown_id_on_every_job_route(
     theirs = {"Authorization": f"Bearer {other_key}"}
     job_routes = [(method, path) for method, path in api_routes(app)
                   if path.startswith("/v1/jobs/no-such-id")]  # studies: test_studies_api.py
-    assert len(job_routes) == 7
+    assert len(job_routes) == 9
     for method, path in job_routes:
         for job_id in (mine, "no-such-id"):
             response = client.request(method, path.replace("no-such-id", job_id), headers=theirs)
