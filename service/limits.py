@@ -9,6 +9,7 @@ from __future__ import annotations
 from gradlab_contract.shapes import Estimate, UploadInfo, estimate
 from gradlab_contract.spec import JobSpec
 
+from service.costs import check_cost
 from service.errors import InvalidSpec, LimitExceeded
 from store.settings import Settings
 
@@ -35,6 +36,7 @@ def check_limits(spec: JobSpec, settings: Settings, upload: UploadInfo | None = 
            "one batch keeps an estimated", "bytes of activations")
     steps_field = "training.steps" if spec.training.steps is not None else "training.epochs"
     _check(result.total_steps, settings.max_steps, steps_field, "the job runs", "steps")
+    check_cost(spec, result, settings)  # rows, bytes, data memory and time it would spend
     return result
 
 

@@ -33,12 +33,21 @@ def submit_job(
     spec: JobSpec,
     idempotency_key: str | None,
     parent_id: str | None = None,
+    fingerprint_of_request: str | None = None,
     remedy_codes: Sequence[str] = (),
 ) -> CreatedJob:
     """Create (or, for a repeated Idempotency-Key, find) the team's job and enqueue a new one.
     `parent_id` names the job whose diagnosis' remedies (of `remedy_codes`) made this spec; the
-    remedy is recorded with the job, so its outcome can be settled when it ends."""
+    remedy is recorded with the job, so its outcome can be settled when it ends. The replay is
+    looked up before the caps: a request that was accepted once is answered the same way again,
+    even if the caps were lowered since. `fingerprint_of_request` replaces the spec's
+    fingerprint (the remedy route fingerprints its own request)."""
     settings = services.settings
+    fingerprint_of_request = fingerprint_of_request or request_hash(spec, parent_id)
+    replayed = replayed_job(services, team=team, idempotency_key=idempotency_key,
+                            fingerprint_of_request=fingerprint_of_request)
+    if replayed is not None:
+        return replayed
     upload = resolve_upload(services, team=team, spec=spec)
     estimate = check_limits(spec, settings, upload)
     check_warm_start(services, team=team, spec=spec, upload=upload)
@@ -49,7 +58,7 @@ def submit_job(
         )
         created = jobs.create_job(
             session, team_id=team.id, spec=spec, total_steps=estimate.total_steps,
-            idempotency_key=idempotency_key, request_hash=request_hash(spec),
+            idempotency_key=idempotency_key, request_hash=fingerprint_of_request,
             max_queued=settings.max_queued_jobs_per_team, parent_id=parent_id,
         )
         if created.created and parent_id is not None and remedy_codes:
@@ -58,6 +67,27 @@ def submit_job(
     if created.created:
         publish_or_reconcile(services.celery, services.settings, created.job.id, study_id=None)
     return created
+
+
+def replayed_job(
+    services: Services, *, team: Team, idempotency_key: str | None, fingerprint_of_request: str,
+) -> CreatedJob | None:
+    """The job an earlier request with this key made (Conflict for another request), or None."""
+    if idempotency_key is None:
+        return None
+    with services.db.read() as session:
+        job = jobs.replayed_job(session, team_id=team.id, idempotency_key=idempotency_key,
+                               request_hash=fingerprint_of_request)
+    return None if job is None else CreatedJob(job, created=False)
+
+
+def remedy_key(idempotency_key: str | None) -> str | None:
+    """The stored key of a /remedy request: remedies have a key space of their own, apart from
+    POST /v1/jobs (keys are unique per team in one column; a digest keeps the prefixed key
+    within its length). A team could only collide with itself, by sending this very string."""
+    if idempotency_key is None:
+        return None
+    return "remedy:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
 
 
 def resolve_upload(services: Services, *, team: Team, spec: JobSpec) -> UploadInfo | None:
@@ -75,10 +105,12 @@ def resolve_upload(services: Services, *, team: Team, spec: JobSpec) -> UploadIn
                       test_rows=found.test_rows)
 
 
-def request_hash(spec: JobSpec) -> str:
-    """A fingerprint of the validated spec: bodies that differ only in spacing, key order or
-    spelled-out defaults are the same request."""
-    return fingerprint(spec.model_dump(mode="json"))
+def request_hash(spec: JobSpec, parent_id: str | None = None) -> str:
+    """A fingerprint of the validated spec and its parent: bodies that differ only in spacing,
+    key order or spelled-out defaults are the same request."""
+    document = spec.model_dump(mode="json")
+    return fingerprint(document if parent_id is None else {"spec": document,
+                                                           "parent_id": parent_id})
 
 
 def fingerprint(document: Any) -> str:

@@ -87,6 +87,16 @@ def create_job(
     return CreatedJob(_to_job(stored), created=stored is row)
 
 
+def replayed_job(
+    session: Session, *, team_id: str, idempotency_key: str, request_hash: str | None
+) -> Job | None:
+    """The team's job made with this key, Conflict when it was made by another request, or None;
+    the API looks it up before its caps, so that a replay is never refused by them."""
+    row = find_replay(session, orm.Job, team_id=team_id, key=idempotency_key,
+                      request_hash=request_hash)
+    return None if row is None else _to_job(row)
+
+
 def get_job(session: Session, *, team_id: str, job_id: str) -> Job:
     """The team's job; another team's job is NotFound as well, so ids cannot be probed."""
     return _to_job(_team_row(session, team_id, job_id))

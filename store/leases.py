@@ -42,6 +42,7 @@ class JobState:
     checkpoint_step: int | None  # resume from here; None: start from scratch
     cancel_requested: bool
     study_id: str | None  # a study's job is sent to the study queue (taskqueue.queue_for)
+    started_at: datetime | None = None  # the first attempt's start: the time limit counts from it
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def load_job_state(session: Session, *, job_id: str) -> JobState:
         id=row.id, team_id=row.team_id, status=row.status, attempt=row.attempt,
         spec=JobSpec.model_validate(row.spec), total_steps=row.total_steps,
         progress_step=row.progress_step, checkpoint_step=row.checkpoint_step,
-        cancel_requested=row.cancel_requested, study_id=row.study_id,
+        cancel_requested=row.cancel_requested, study_id=row.study_id, started_at=row.started_at,
     )
 
 
@@ -240,6 +241,15 @@ def expired_jobs(
     return [ExpiredLease(*row) for row in session.execute(query)]
 
 
+def running_jobs_of(session: Session, *, worker: str) -> list[ExpiredLease]:
+    """The running jobs claimed by this worker process ("host:pid"): its parent hands them back
+    at once when it sees the process die, rather than wait for their leases to run out."""
+    query = select(orm.Job.id, orm.Job.attempt, orm.Job.study_id).where(
+        orm.Job.status == "running", orm.Job.worker == worker
+    )
+    return [ExpiredLease(*row) for row in session.execute(query)]
+
+
 def retry_or_fail(
     session: Session,
     *,
@@ -247,8 +257,14 @@ def retry_or_fail(
     expected_attempt: int,
     max_attempts: int,
     now: datetime | None = None,
+    lease_expired: bool = True,
 ) -> RetryOutcome:
-    """Recover a job whose lease expired: queue it again, or fail it after max_attempts.
+    """Recover a job that lost its worker: queue it again, or fail it after max_attempts losses.
+
+    The reaper calls it for a lease that ran out (a dead host); a worker's main process calls it
+    at once, with `lease_expired=False`, when it sees the pool process that ran the attempt die
+    (kill -9, out of memory). Only these losses count against max_attempts: a graceful release
+    (release_job) does not.
 
     "requeued": status queued again (the caller commits, then sends the id to the broker; the
     next claim is attempt n+1 and resumes from the checkpoint). "failed": "worker lost n times".
@@ -263,16 +279,17 @@ def retry_or_fail(
         row is None
         or row.status != JobStatus.RUNNING
         or row.attempt != expected_attempt
-        or (row.lease_expires_at is not None and row.lease_expires_at >= now)
+        or (lease_expired and row.lease_expires_at is not None and row.lease_expires_at >= now)
     ):
         return "skipped"
     row.lease_expires_at, row.heartbeat_at = None, None
+    row.losses += 1
     if row.cancel_requested:
         row.status, row.finished_at = JobStatus.CANCELLED, now
         outcome: RetryOutcome = "cancelled"
-    elif row.attempt >= max_attempts:
+    elif row.losses >= max_attempts:
         row.status, row.finished_at = JobStatus.FAILED, now
-        row.error = f"worker lost {row.attempt} times"
+        row.error = f"worker lost {row.losses} times"
         outcome = "failed"
     else:
         row.status, row.worker, row.enqueued_at = JobStatus.QUEUED, None, now

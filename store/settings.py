@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = Field(
         10, gt=0, description="How often lost jobs and jobs lost by the broker are looked for."
     )
-    max_attempts: int = Field(3, ge=1, description="Attempts per job before it is marked failed.")
+    max_attempts: int = Field(
+        3, ge=1, description="Times a job may lose its worker (a crash, a killed process, an "
+        "expired lease) before it is marked failed. A graceful hand-back by a stopping worker "
+        "is not a loss."
+    )
     republish_after_seconds: float = Field(
         300, gt=0, description="A job queued this long is sent to the broker again, in case the "
         "broker lost it (a duplicate message is harmless: only one claim succeeds)."
@@ -68,8 +72,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         1, ge=1, description="Jobs one worker process trains at once; 1 per GPU is the default."
     )
-    job_time_limit_seconds: float | None = Field(
-        None, gt=0, description="Wall-clock limit of one job; unset means none."
+    job_time_limit_seconds: float = Field(
+        6 * 3600, gt=0, description="Wall-clock limit of one job, counted from its first start "
+        "over all its attempts (a retried or released job does not start the clock again). A "
+        "spec whose estimated training time is longer is refused when submitted."
     )
     checkpoint_every_steps: int = Field(
         500, ge=1, description="Steps between checkpoints a retried job resumes from."
@@ -113,6 +119,28 @@ class Settings(BaseSettings):
     max_steps: int = Field(1_000_000, ge=1, description="Most training steps of one job.")
     max_batch_size: int = Field(4096, ge=1, description="Largest batch size of a job.")
     max_bins: int = Field(512, ge=2, description="Most histogram bins of a snapshot.")
+    max_metric_rows_per_job: int = Field(
+        20_000_000, ge=1, description="Most metric rows (one per metric, per step) a job's spec "
+        "may make: steps, eval_every and the snapshot steps' update ratios, estimated at submit."
+    )
+    max_snapshot_rows_per_job: int = Field(
+        1_000_000, ge=1, description="Most snapshot rows (one per kind, layer and snapshot step) "
+        "a job's spec may make, estimated at submit from steps, snapshot_every, kinds and layers."
+    )
+    max_snapshot_bytes_per_job: int = Field(
+        2 * GiB, ge=1, description="Most bytes of snapshots (statistics and two histograms of "
+        "`bins` each) a job's spec may store, estimated at submit."
+    )
+    max_data_bytes: int = Field(
+        2 * GiB, ge=1, description="Most memory a job's data set may take on a worker: the "
+        "generated set's options (e.g. ctr rows x fields) or an upload's decompressed arrays, "
+        "estimated at submit."
+    )
+    worker_flops_per_second: float = Field(
+        2e10, gt=0, description="Floating-point operations per second a worker is assumed to "
+        "train at, for the training time estimated at submit (refused past "
+        "job_time_limit_seconds). The CPU default is conservative; raise it for GPU workers."
+    )
     max_upload_bytes: int = Field(200 * MB, ge=1, description="Largest data set upload.")
     max_request_bytes: int = Field(1 * MB, ge=1, description="Largest request body but uploads.")
     max_queued_jobs_per_team: int = Field(100, ge=1, description="Queued jobs a team may have.")
@@ -135,6 +163,10 @@ class Settings(BaseSettings):
     )
     metrics_max_points_default: int = Field(
         1000, ge=2, description="Points per metric series when a request does not say."
+    )
+    metrics_max_points_per_request: int = Field(
+        200_000, ge=2, description="Points of all series of one GET .../metrics together; a "
+        "request for many series gets fewer points of each (downsampled, spikes kept)."
     )
     # -- operations: log format and worker metrics (README "Deploy with docker compose") --
     log_format: Literal["text", "json"] = Field(

@@ -87,6 +87,16 @@ def create_study(
                         [job.id for job in jobs], True)
 
 
+def replayed_study(
+    session: Session, *, team_id: str, idempotency_key: str, request_hash: str | None
+) -> CreatedStudy | None:
+    """The study made with this key, Conflict when another request made it, or None (looked up
+    before the study is expanded and checked, so a replay is never refused by the caps)."""
+    row = find_replay(session, orm.Study, team_id=team_id, key=idempotency_key,
+                      request_hash=request_hash)
+    return None if row is None else _replayed(session, row)
+
+
 def _replayed(session: Session, row: orm.Study) -> CreatedStudy:
     """An earlier request's study: its jobs were published by that request."""
     return CreatedStudy(_to_study(row, _counts(session, [row.id])[row.id]), [], False)

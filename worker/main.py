@@ -15,6 +15,7 @@ from celery.signals import worker_ready, worker_shutting_down
 
 from store.migrate import is_at_head
 from store.settings import Settings
+from worker import pool_watch
 from worker.context import WorkerContext, set_context
 from worker.observability import install as install_observability
 from worker.reaper import Reaper
@@ -62,6 +63,8 @@ def run_worker(settings: Settings) -> int:
 
     install_observability(settings)  # logs, job hooks, metrics server: before the pool forks
     install_shutdown()  # SIGTERM checkpoints and releases running jobs (worker/shutdown.py)
+    # A pool process killed mid-job: its job is handed back in about a second, not a lease.
+    pool_watch.install(context.database, context.celery, settings)
     app.worker_main(
         [
             "worker",

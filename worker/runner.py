@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
@@ -150,7 +151,8 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
         retry_seconds=max(30.0, ctx.settings.lease_seconds),
     )
     timed_out = threading.Event()
-    timer = _time_limit(ctx.settings.job_time_limit_seconds, reporter, timed_out)
+    timer = _time_limit(_time_left(ctx.settings.job_time_limit_seconds, state), reporter,
+                        timed_out)
     keeper = ModelKeeper(ctx.database, ctx.artifacts, state, attempt)  # worker/keep.py
     reporter.start()
     with shutdown.stoppable(reporter.request_stop):  # SIGURG or a dead parent stops the loop
@@ -158,8 +160,7 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
             ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out,
             keeper,
         )
-    if timer is not None:
-        timer.cancel()
+    timer.cancel()
     try:
         reporter.close()
     except AttemptFenced:
@@ -177,6 +178,10 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
         return Outcome.FENCED
     if ending.status == Outcome.RELEASED:
         return _release(ctx, state, attempt, ending, files)
+    if ending.status == Outcome.UNFINISHED:
+        log.error("job %s attempt %d: the database stayed unavailable during setup; leaving the "
+                  "job to the reaper", state.id, attempt)
+        return Outcome.UNFINISHED
     with suppress(Unavailable):  # after an outage, wait for the store before the last writes
         _retrying(ctx.settings.lease_seconds, ctx.database.ping)
     status = JobStatus(ending.status)
@@ -205,17 +210,22 @@ class CheckpointSink(StoreSink):
         self._files.prune(keep_step=step)
 
 
-def _time_limit(
-    limit: float | None, reporter: Reporter, flag: threading.Event
-) -> threading.Timer | None:
-    if limit is None:
-        return None
+def _time_left(limit: float, state: JobState) -> float:
+    """Seconds left of the job's time limit, which counts from its first start over all its
+    attempts: a retry or a hand-back does not start the clock again."""
+    if state.started_at is None:
+        return limit
+    return limit - (datetime.now(UTC) - state.started_at).total_seconds()
+
+
+def _time_limit(seconds: float, reporter: Reporter, flag: threading.Event) -> threading.Timer:
+    """Stop the job after `seconds` (at once when none are left) and flag it as timed out."""
 
     def expire() -> None:
         flag.set()
         reporter.request_stop()
 
-    timer = threading.Timer(limit, expire)
+    timer = threading.Timer(max(0.0, seconds), expire)
     timer.daemon = True
     timer.start()
     return timer
@@ -231,16 +241,22 @@ def _train(
     keeper: ModelKeeper,
 ) -> Ending:
     try:
+        # Retried through an outage like the other reads and writes of the job.
+        upload_path = _retrying(ctx.settings.lease_seconds, lambda: _upload_path(ctx, state))
         result = train(
             state.spec,
             keeper.attach(observe_progress(reporter.callbacks())),  # steps/s for /metrics
             data_root=ctx.settings.data_root,
-            upload_path=_upload_path(ctx, state),
+            upload_path=upload_path,
             checkpoint_path=checkpoint,
             checkpoint_every=ctx.settings.checkpoint_every_steps,
             resume=resume,
             initial_weights=initial_weights(ctx.database, ctx.artifacts, state),  # warm start
         )
+    except Unavailable:
+        # The database stayed down for a lease: the job is left to the reaper, like rows that
+        # could not be stored, rather than failed.
+        return Ending(Outcome.UNFINISHED)
     except Exception as error:  # the job fails; the worker goes on serving
         log.exception("job %s failed", state.id)
         return Ending(JobStatus.FAILED, error=_reason(error))

@@ -374,7 +374,8 @@ class RangeSpace(_Request):
 
 class RandomSearch(_Request):
     kind: Literal["random"] = "random"
-    n: int = Field(ge=1, description="Variants to sample.")
+    # A ceiling of the contract; the deployment's max_study_jobs is usually far lower.
+    n: int = Field(ge=1, le=100_000, description="Variants to sample.")
     space: dict[str, list[Any] | RangeSpace] = Field(min_length=1)
     seed: int = 0  # of the sampler, so a search is repeatable
 

@@ -2,7 +2,8 @@
 
 - gradlab_http_requests_total{method,route,status} and gradlab_http_request_duration_seconds
   {method,route}: `route` is the route's template (/v1/jobs/{job_id}), never the raw path, so a
-  series per job id cannot pile up; a path that matches no route is counted as "unmatched".
+  series per job id cannot pile up; a path that matches no route is counted as "unmatched", and
+  a method that is not a standard one as "other".
 - gradlab_jobs{status}, gradlab_oldest_queued_job_age_seconds, gradlab_queue_depth and
   gradlab_study_queue_depth are read at scrape time (the database and the broker are the truth,
   and every API replica reports the same numbers), so they are right after a restart and cost
@@ -44,6 +45,10 @@ from store.db import Database
 
 log = logging.getLogger(__name__)
 UNMATCHED = "unmatched"
+# Methods counted by name; any other token a client sends is counted as OTHER_METHOD, since a
+# label value per token would let one caller grow the series (and the scrape) without bound.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 # Seconds a scrape waits for Redis before it leaves the queue depth out.
 BROKER_TIMEOUT_SECONDS = 2.0
 
@@ -90,7 +95,12 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_record)
         finally:
             seconds = time.perf_counter() - started
-            self.metrics.observe(scope["method"], route_template(scope), status, seconds)
+            self.metrics.observe(method_label(scope["method"]), route_template(scope), status,
+                                 seconds)
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def route_template(scope: Scope) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import PurePath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Response, UploadFile
+from fastapi import APIRouter, Path, Request, Response
 from gradlab_contract.models import DatasetInfo
 
 from service.deps import CurrentTeam, ServicesDep
@@ -17,32 +16,26 @@ from store.settings import Settings
 
 # Room for the multipart framing and the name and description fields around the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
-# Form fields are stored as text, which PostgreSQL refuses to hold a NUL in (service.http.nul_guard
-# searches JSON bodies; an upload's body is binary, so its text fields say so themselves).
-NO_NUL = r"^[^\x00]*$"
+# The body the route reads itself (service.upload_stream), as the OpenAPI document shows it.
+UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "An .npz saved with "
+                 "numpy.savez(_compressed): x (rows first), y (integer labels), and optionally "
+                 "x_test, y_test."},
+        "name": {"type": "string", "maxLength": 200, "description": "Default: the file's name."},
+        "description": {"type": "string", "maxLength": 2000},
+    }}}}}
 
 
-def upload_dataset(
-    team: CurrentTeam,
-    services: ServicesDep,
-    file: Annotated[UploadFile, File(description="An .npz saved with numpy.savez(_compressed): "
-                                     "x (rows first), y (integer labels), and optionally "
-                                     "x_test, y_test.")],
-    name: Annotated[str | None, Form(max_length=200, pattern=NO_NUL,
-                                     description="Default: the file's name.")] = None,
-    description: Annotated[str, Form(max_length=2000, pattern=NO_NUL)] = "",
-) -> DatasetInfo:
+async def upload_dataset(request: Request, team: CurrentTeam, services: ServicesDep) -> DatasetInfo:
     """Upload a data set as an .npz of numeric arrays: `x` (rows, features), (rows, h, w) or
     (rows, channels, h, w); `y` with one integer label >= 0 per row; optionally a fixed test
     split `x_test`, `y_test`. Arrays are read without unpickling, so object arrays are refused.
 
-    Returns the data set; use its `id` (`upload:<id>`) as `data.dataset` in a job spec. Files
-    over `max_upload_bytes` (see `GET /v1/catalog`) get 413; unusable files get 422 saying why,
-    and leave nothing stored."""
-    filename = (file.filename or "").replace("\x00", "")  # a name PostgreSQL can store
-    label = name or PurePath(filename or "upload").stem or "upload"
-    return save_upload(services, team=team, source=file.file, name=label[:200],
-                       description=description)
+    Returns the data set; use its `id` (`upload:<id>`) as `data.dataset` in a job spec. The key
+    and the rate limit are checked before the body is read. Files over `max_upload_bytes` (see
+    `GET /v1/catalog`) get 413; unusable files get 422 saying why, and leave nothing stored."""
+    return await save_upload(services, team=team, request=request)
 
 
 def list_datasets(team: CurrentTeam, services: ServicesDep) -> list[DatasetInfo]:
@@ -68,7 +61,7 @@ def delete_dataset(
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=problem_doc(401, 503))
 router.add_api_route(
     "", upload_dataset, methods=["POST"], status_code=201, summary="Upload a data set",
-    responses=problem_doc(413, 422), form_limits={"max_files": 1, "max_fields": 2},
+    responses=problem_doc(413, 422, 429), openapi_extra={"requestBody": UPLOAD_BODY},
 )
 router.add_api_route("", list_datasets, methods=["GET"], summary="List data sets")
 router.add_api_route("/{dataset_id}", delete_dataset, methods=["DELETE"], status_code=204,

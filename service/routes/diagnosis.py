@@ -9,7 +9,7 @@ from service.deps import CurrentTeam, JobDep, ServicesDep
 from service.diagnosing import job_diagnosis, remedied_spec
 from service.http.problems import problem_doc
 from service.routes.jobs import IdempotencyKey
-from service.submission import submit_job
+from service.submission import fingerprint, remedy_key, replayed_job, submit_job
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["diagnosis"],
                    responses=problem_doc(401, 404, 503))
@@ -50,9 +50,18 @@ def create_remedy(
     field the later wins) to this job's spec and submit the result as a new job whose
     `parent_id` is this one, with the same limits as `POST /v1/jobs`. A code that is unknown,
     not among this job's findings, or without a remedy is 422 naming `codes`."""
-    spec = remedied_spec(job, job_diagnosis(services, job), body.codes)
-    created = submit_job(services, team=team, spec=spec, idempotency_key=idempotency_key,
-                         parent_id=job.id, remedy_codes=body.codes)
+    # Keys of remedies are apart from POST /v1/jobs'; the replay is found from the request
+    # (parent and codes) before the diagnosis is read, so a retry gets the first job even if
+    # the findings moved on since.
+    key = remedy_key(idempotency_key)
+    request = fingerprint({"parent_id": job.id, "codes": body.codes})
+    created = replayed_job(services, team=team, idempotency_key=key,
+                           fingerprint_of_request=request)
+    if created is None:
+        spec = remedied_spec(job, job_diagnosis(services, job), body.codes)
+        created = submit_job(services, team=team, spec=spec, idempotency_key=key,
+                             parent_id=job.id, fingerprint_of_request=request,
+                             remedy_codes=body.codes)
     if not created.created:
         response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{created.job.id}"

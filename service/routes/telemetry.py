@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from gradlab_contract.models import Layer, MetricsResponse, SnapshotKind, SnapshotPage
 
 from service.deps import JobDep, Services, ServicesDep
+from service.errors import InvalidSpec
 from service.http.problems import problem_doc
 from store import series, snapshots
 from store.errors import InvalidInput
@@ -41,12 +42,14 @@ def get_metrics(
     `max_points` is downsampled on the server (MinMaxLTTB) keeping its shape, both ends, its
     lowest and highest point and its first non-finite one, so a spike stays visible at any zoom.
     Non-finite values (a diverged loss) are null. Every point of a series:
-    `/metrics/{name}/points`."""
+    `/metrics/{name}/points`. One response holds at most `metrics_max_points_per_request` points:
+    asking for many series lowers the points of each."""
     with services.db.read() as session:
         found = series.query_series(
             session, job_id=job.id, names=_split_names(names), start_step=start_step,
             end_step=end_step,
             max_points=max_points or services.settings.metrics_max_points_default,
+            max_total_points=services.settings.metrics_max_points_per_request,
         )
     return MetricsResponse(series=found)
 
@@ -120,7 +123,15 @@ def get_snapshots(
         )
 
 
+# More names than a job can have series (metrics, validation, one update ratio per layer).
+MAX_NAMES = 500
+
+
 def _split_names(names: list[str] | None) -> list[str] | None:
     if not names:
         return None
-    return [name.strip() for raw in names for name in raw.split(",") if name.strip()]
+    split = [name.strip() for raw in names for name in raw.split(",") if name.strip()]
+    unique = list(dict.fromkeys(split))  # a name asked twice is one series
+    if len(unique) > MAX_NAMES:
+        raise InvalidSpec(f"{len(unique)} names; the most is {MAX_NAMES}", field="names")
+    return unique

@@ -20,6 +20,13 @@ from pydantic import ValidationError
 
 from service.errors import InvalidSpec, LimitExceeded
 
+# Dotted paths one grid may vary: each is checked on its own first, so their number is bounded
+# apart from the product of their lengths (a grid of 10,000 one-value paths makes one variant).
+MAX_PATHS = 32
+# Choices of one search path: each is validated on its own, and more than this cannot all be
+# drawn in a study under the default max_study_jobs anyway.
+MAX_CHOICES = 200
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -69,21 +76,38 @@ def expand(
     base: dict[str, Any], *, grid: dict[str, list[Any]] | None, search: RandomSearch | None,
     seeds: list[int] | None, max_jobs: int,
 ) -> Expansion:
-    validate(base, "base")
+    base_spec = validate(base, "base")
+    seeds = seeds or [base_spec.training.seed]
+    _check_size(grid=grid, search=search, seeds=len(seeds), max_jobs=max_jobs)
     if grid is not None:
         variants = _grid(base, grid)
-    elif search is not None:
-        variants = _search(base, search)
     else:
-        raise InvalidSpec("a study needs a `grid` or a `search`", field="grid")
-    seeds = seeds or [JobSpec.model_validate(base).training.seed]
-    total = len(variants) * len(seeds)
-    if total > max_jobs:
-        raise LimitExceeded(f"the study makes {total} jobs ({len(variants)} variants x "
-                            f"{len(seeds)} seeds); the most is {max_jobs}", field="grid")
+        assert search is not None  # _check_size refuses a study with neither
+        variants = _search(base, search)
     runs = [_run(base, index, variant, seed)
             for index, variant in enumerate(variants) for seed in seeds]
     return Expansion(list(variants[0].values), variants, runs)
+
+
+def _check_size(
+    *, grid: dict[str, list[Any]] | None, search: RandomSearch | None, seeds: int, max_jobs: int,
+) -> None:
+    """Refuse a study over max_jobs by arithmetic, before a single variant is built or checked:
+    the count is the product of the grid's lengths (or search.n) times the seeds, so a search
+    with n = 1e9 costs as little to refuse as one with n = 2."""
+    if grid is not None:
+        if len(grid) > MAX_PATHS:
+            raise LimitExceeded(f"the grid varies {len(grid)} paths; the most is {MAX_PATHS}",
+                                field="grid")
+        variants, field = math.prod(len(values) for values in grid.values()), "grid"
+    elif search is not None:
+        variants, field = search.n, "search.n"
+    else:
+        raise InvalidSpec("a study needs a `grid` or a `search`", field="grid")
+    total = variants * seeds
+    if total > max_jobs:
+        raise LimitExceeded(f"the study makes {total:,} jobs ({variants:,} variants x {seeds} "
+                            f"seeds); the most is {max_jobs:,}", field=field)
 
 
 def _run(base: dict[str, Any], index: int, variant: Variant, seed: int) -> Run:
@@ -106,10 +130,16 @@ def _grid(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[Variant]:
 
 
 def _search(base: dict[str, Any], search: RandomSearch) -> list[Variant]:
+    if len(search.space) > MAX_PATHS:
+        raise LimitExceeded(f"the search varies {len(search.space)} paths; the most is "
+                            f"{MAX_PATHS}", field="search.space")
     for path, space in search.space.items():
         ends = [space.low, space.high] if isinstance(space, RangeSpace) else space
         if not isinstance(space, RangeSpace) and not space:
             raise InvalidSpec("needs at least one choice", field=f"search.space.{path}")
+        if not isinstance(space, RangeSpace) and len(space) > MAX_CHOICES:
+            raise LimitExceeded(f"{len(space):,} choices; the most is {MAX_CHOICES}",
+                                field=f"search.space.{path}")
         if isinstance(space, RangeSpace) and not _valid_range(space):
             raise InvalidSpec("needs low <= high, and low > 0 with log",
                               field=f"search.space.{path}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from gradlab_contract.models import StudyCreate
 from gradlab_contract.spec import JobSpec
+from pydantic import ValidationError
 
 from service.deps import Services
 from service.errors import InvalidSpec
@@ -55,6 +56,9 @@ def submit_study(
 ) -> CreatedStudy:
     """Create (or, for a repeated Idempotency-Key, find) the team's study and publish the jobs
     of a new one."""
+    replayed = _replayed(services, team, body, idempotency_key)
+    if replayed is not None:
+        return replayed
     request = resolve_request(body)
     assert request.base is not None  # resolve_request guarantees it
     expansion = expand(request.base, grid=request.grid, search=request.search,
@@ -72,6 +76,20 @@ def submit_study(
         publish_or_reconcile(services.celery, services.settings, job_id,
                              study_id=created.study.id)
     return created
+
+
+def _replayed(
+    services: Services, team: Team, body: StudyCreate, idempotency_key: str | None
+) -> CreatedStudy | None:
+    if idempotency_key is None:
+        return None
+    try:
+        fingerprint_of_request = request_hash(body)
+    except ValidationError:
+        return None  # an invalid base was never accepted: expand() says what is wrong
+    with services.db.read() as session:
+        return studies.replayed_study(session, team_id=team.id, idempotency_key=idempotency_key,
+                                   request_hash=fingerprint_of_request)
 
 
 def request_hash(body: StudyCreate) -> str:

@@ -106,8 +106,10 @@ def query_series(
     start_step: int | None = None,
     end_step: int | None = None,
     max_points: int = 1000,
+    max_total_points: int | None = None,
 ) -> list[MetricSeries]:
-    """Series of the job in step order, each at most max_points long (shape and spikes kept).
+    """Series of the job in step order, each at most max_points long (shape and spikes kept),
+    and all together at most max_total_points (each then gets its share, at least MIN_POINTS).
 
     names=None means every series; a requested name with no points comes back empty.
     Non-finite values come back as None.
@@ -117,6 +119,8 @@ def query_series(
     if start_step is not None and end_step is not None and end_step < start_step:
         raise InvalidInput("end_step", "must not be below start_step")
     wanted = list(names) if names is not None else metric_names(session, job_id=job_id)
+    if max_total_points is not None and wanted:
+        max_points = max(MIN_POINTS, min(max_points, max_total_points // len(wanted)))
     span = _Range(job_id, FIRST_STEP if start_step is None else start_step,
                   LAST_STEP if end_step is None else end_step)
     found = chunks.summaries(session, job_id=job_id, names=wanted, first=span.first,

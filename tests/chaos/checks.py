@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.chaos.reference import compare, reference
+from tests.chaos.reference import Comparison, compare, reference
 from tests.chaos.stack import ChaosStack
 
 RECOVERY_BOUND = 30.0  # seconds from a fault to the job's next attempt running (the issue's bound)
+FAST_RECOVERY_BOUND = 15.0  # the same, where the worker's main process saw its pool process die
+
+
+class RowsLost(AssertionError):
+    """The job's stored rows differ from an unbroken run's. Carries how many metric and
+    snapshot rows are missing, so that the report prints the number even as the test fails
+    (tests/chaos/conftest.py adds the row)."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        super().__init__(str(comparison))
+        self.lost = len(comparison.lost) + comparison.snapshots_lost
 
 
 def rows_by_attempt(stack: ChaosStack, job_id: str) -> dict[int, tuple[int, int]]:
@@ -23,13 +34,14 @@ def assert_equals_unbroken_run(
     stack: ChaosStack, job_id: str, spec: dict[str, Any], timeout: float = 180
 ) -> tuple[dict[str, Any], int]:
     """The job succeeded and stored exactly the rows (one per metric and step, same values),
-    snapshots and summary of `spec` trained without faults; returns its row and the rows lost
-    (zero: the assertion fails first)."""
+    snapshots and summary of `spec` trained without faults; returns its row and the rows lost.
+    Rows lost, doubled or differing raise RowsLost, whose count the report keeps."""
     done = stack.wait_done(job_id, timeout)
     assert done["status"] == "succeeded", done
     expected = reference(spec)
     comparison = compare(expected, stack.metric_rows(job_id), stack.snapshot_rows(job_id))
-    assert comparison.clean, comparison
+    if not comparison.clean:
+        raise RowsLost(comparison)
     assert done["summary"] == expected.summary
     return done, len(comparison.lost)
 

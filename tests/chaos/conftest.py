@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from store import migrate
 from store.db import Database
 from store.settings import Settings
+from tests.chaos.checks import RowsLost
 from tests.chaos.report import MD_REPORT, ChaosReport
 from tests.chaos.services import PrivatePostgres, PrivateRedis
 from tests.chaos.stack import ChaosStack, make_api_key, worker_env
@@ -43,16 +44,32 @@ FAST = {
 VISIBILITY_TIMEOUT = 2.0
 WORKERS = 2
 _printed: list[str] = []
+_reports: list[ChaosReport] = []  # the session's report, for the hook below
 _stacks: list[ChaosStack] = []  # the stacks made so far (at most one has workers at a time)
 
 
 @pytest.fixture(scope="session")
 def chaos_report() -> Iterator[ChaosReport]:
     report = ChaosReport()
+    _reports.append(report)
     yield report
     if report.rows:
         report.write()
         _printed.append(MD_REPORT.read_text())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """A test that failed on lost rows still gets its row in the report, with the count, so
+    that the "rows lost" column can show something other than 0."""
+    report: pytest.TestReport = yield
+    if call.when == "call" and call.excinfo is not None and _reports:
+        error = call.excinfo.value
+        if isinstance(error, RowsLost):
+            _reports[0].add(item.name, item.name, f"FAILED: {error}"[:300], None, error.lost)
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -4,6 +4,7 @@ every job runs exactly once: one claim, attempt 1, every row written by that att
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -53,9 +54,13 @@ def test_jobs_longer_than_the_visibility_timeout_run_once(
     )
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_a_redis_restart_loses_no_running_or_queued_job(
-    stack: ChaosStack, private_redis: PrivateRedis, chaos_report: ChaosReport
+    stack: ChaosStack, private_redis: PrivateRedis, chaos_report: ChaosReport,
+    stop: signal.Signals,
 ) -> None:
+    """SIGTERM: a clean stop (`docker restart redis`); SIGKILL: a crash stop, where Redis writes
+    nothing on the way out and comes back from its append-only file."""
     # One long job, one short that ends about when Redis does: its worker is idle when Redis
     # comes back, so the time to the next claim measures the reconnection.
     long, short = stack.submit(specs.spiral(name="running long")), stack.submit(
@@ -66,7 +71,7 @@ def test_a_redis_restart_loses_no_running_or_queued_job(
     queued = [stack.submit(specs.spiral(300, name=f"queued {i}")) for i in range(2)]
     progress = {job: stack.row(job)["progress_step"] for job in running}
 
-    private_redis.stop()  # a clean stop, as `docker restart redis` does
+    private_redis.stop(stop)
     submitted = time.monotonic()
     during = stack.submit(specs.spiral(300, name="submitted while redis is down"))
     submit_seconds = time.monotonic() - submitted
@@ -85,9 +90,10 @@ def test_a_redis_restart_loses_no_running_or_queued_job(
     lost = assert_equals_unbroken_run(stack, long, specs.spiral())[1]
     lost += sum(assert_equals_unbroken_run(stack, job, specs.spiral(300))[1]
                 for job in [short, *waiting])
+    how = "stopped" if stop == signal.SIGTERM else "killed (SIGKILL)"
     chaos_report.add(
-        "redis-restart", "Redis stopped and restarted (appendonly) with 2 jobs running, "
-        "2 queued, 1 submitted while it was down",
+        f"redis-{stop.name.lower()}", f"Redis {how} and restarted (appendonly) with 2 jobs "
+        "running, 2 queued, 1 submitted while it was down",
         f"running jobs trained on and succeeded at attempt 1; the 3 others ran once each; "
         f"the submit during the outage answered 201 in {submit_seconds:.1f} s; workers took "
         f"jobs again {consumed_after:.1f} s after the restart",

@@ -52,20 +52,27 @@ def _assert_all_unavailable(seen: list[tuple[str, int, Any]]) -> None:
 
 
 def _outage(
-    stack: ChaosStack, postgres: PrivatePostgres, job_id: str
+    stack: ChaosStack, postgres: PrivatePostgres, job_id: str, how: str = "fast",
+    seconds: float = OUTAGE_SECONDS,
 ) -> tuple[list[tuple[str, int, Any]], datetime]:
-    postgres.stop("fast")  # closes every connection, rolls back what is in flight
-    seen = _hit_the_api(stack, job_id, OUTAGE_SECONDS)
+    if how == "crash":
+        postgres.crash()  # SIGKILL of every process of the cluster
+    else:
+        postgres.stop(how)  # fast: closes every connection, rolls back what is in flight
+    seen = _hit_the_api(stack, job_id, seconds)
     postgres.start()
     return seen, datetime.now(UTC)
 
 
+@pytest.mark.parametrize("how", ["fast", "crash"])
 def test_a_postgres_restart_mid_job_loses_and_doubles_no_row(
-    stack: ChaosStack, private_postgres: PrivatePostgres, chaos_report: ChaosReport
+    stack: ChaosStack, private_postgres: PrivatePostgres, chaos_report: ChaosReport, how: str,
 ) -> None:
+    """fast: `pg_ctl stop -m fast` (docker stop); crash: SIGKILL of the whole cluster, which
+    then starts with crash recovery."""
     job = stack.submit(specs.spiral())
     stack.wait_checkpoint(job, 300)
-    seen, back = _outage(stack, private_postgres, job)
+    seen, back = _outage(stack, private_postgres, job, how)
     _assert_all_unavailable(seen)
     # Training went on; the lease is renewed, and progress recorded, once the server is back.
     row = stack.wait_for(job, lambda r: r["heartbeat_at"] is not None and r["heartbeat_at"] > back,
@@ -76,14 +83,46 @@ def test_a_postgres_restart_mid_job_loses_and_doubles_no_row(
     logs = stack.all_logs()
     assert "keeping" in logs or "could not renew the lease" in logs  # the worker saw it
     assert "database is locked" not in logs
+    stopped = "stopped (-m fast)" if how == "fast" else "killed (SIGKILL, every process)"
     chaos_report.add(
-        "postgres-restart", f"PostgreSQL stopped (-m fast) for {OUTAGE_SECONDS:.1f} s mid-job, "
-        "then started",
+        "postgres-restart" if how == "fast" else "postgres-sigkill",
+        f"PostgreSQL {stopped} for {OUTAGE_SECONDS:.1f} s mid-job, then started",
         f"the worker kept its rows and retried; job succeeded at attempt {done['attempt']} with "
         f"metrics equal to an unbroken run's; the API answered all {len(seen)} calls "
         f"({len(Counter(name for name, *_ in seen))} routes, reads and writes) with 503 "
         "problem+json code unavailable, never 500",
         recovered, lost, api_calls=len(seen),
+    )
+
+
+def test_a_postgres_outage_longer_than_the_lease_loses_no_row(
+    stack: ChaosStack, private_postgres: PrivatePostgres, chaos_report: ChaosReport
+) -> None:
+    """Down for longer than the lease: no heartbeat got through, so when the server is back the
+    lease has run out. Either the worker's next heartbeat renews it first and the attempt goes
+    on, or a reaper requeues the job and a new attempt resumes from the checkpoint while the
+    old one is fenced out; either way every row of an unbroken run is there, once."""
+    lease = stack.settings.lease_seconds
+    job = stack.submit(specs.spiral())
+    stack.wait_checkpoint(job, 300)
+    seen, back = _outage(stack, private_postgres, job, "fast", seconds=lease + 3)
+    _assert_all_unavailable(seen)
+    row = stack.wait_for(
+        job, lambda r: r["status"] == "succeeded" or (
+            r["heartbeat_at"] is not None and r["heartbeat_at"] > back),
+        RECOVERY_BOUND, "a heartbeat or the end after the restart")
+    recovered = (datetime.now(UTC) - back).total_seconds() if row["heartbeat_at"] is None else (
+        row["heartbeat_at"] - back).total_seconds()
+    done, lost = assert_equals_unbroken_run(stack, job, specs.spiral())
+    fate = ("the first attempt renewed its lease before a reaper looked and went on"
+            if done["attempt"] == 1 else
+            f"a reaper requeued it; attempt {done['attempt']} resumed from the checkpoint and "
+            "the first attempt was fenced out")
+    chaos_report.add(
+        "postgres-outage-past-lease", f"PostgreSQL stopped for {lease + 3:.0f} s mid-job, longer "
+        f"than the {lease:.0f} s lease", f"{fate}; succeeded with every row of an unbroken "
+        f"run; the API answered 503 meanwhile ({len(seen)} calls)", recovered, lost,
+        attempt=done["attempt"],
     )
 
 

@@ -330,3 +330,22 @@ def test_the_redis_visibility_timeout_is_a_setting(tmp_path: Path) -> None:
                     _env_file=None).broker_transport_options == {}
     filesystem = Settings(home=tmp_path, _env_file=None, broker_visibility_timeout_seconds=2)
     assert "visibility_timeout" not in filesystem.broker_transport_options
+
+
+# -- the chaos report -----------------------------------------------------------------------------
+
+
+def test_the_report_counts_the_rows_a_failed_run_lost() -> None:
+    """The "rows lost" column is measured: a comparison with missing rows raises RowsLost
+    carrying their number (metric and snapshot rows), which the report prints."""
+    from tests.chaos.checks import RowsLost
+    from tests.chaos.reference import Comparison
+    from tests.chaos.report import markdown
+
+    comparison = Comparison(expected=10, lost=[("train_loss", 4), ("train_loss", 5)],
+                            snapshots_lost=3)
+    error = RowsLost(comparison)
+    assert error.lost == 5
+    table = markdown([{"fault": "f", "happened": str(error), "recover_seconds": None,
+                       "rows_lost": error.lost}])
+    assert table.splitlines()[-1].endswith("| n/a | 5 |")

@@ -4,6 +4,7 @@ backends (SQLite + the filesystem broker, PostgreSQL + Redis)."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from tests.integration.conftest import Stack
@@ -71,19 +72,24 @@ def test_a_cancelled_queued_job_never_starts(stack: Stack) -> None:
     assert stack.client.post(f"/v1/jobs/{queued['id']}/cancel").json()["status"] == "cancelled"
     stack.client.post(f"/v1/jobs/{blocker['id']}/cancel")
     stack.wait_for(blocker["id"], is_done, timeout=30)
-    time.sleep(1.5)  # the worker has taken the queued job's message by now, and must skip it
+    # Synchronised, not slept: the one worker takes messages in order, so once it has run a job
+    # sent after the cancelled one, it has taken (and skipped) the cancelled one's message.
+    after = stack.submit(tiny_spec(steps=5))
+    stack.wait_for(after["id"], is_done)
+    assert f"job {queued['id']} is no longer queued" in stack.worker_log.read_text()
     never = stack.get(queued["id"])
     assert never["status"] == "cancelled" and never["attempt"] == 0 and never["started_at"] is None
 
 
 def test_idempotent_submit_trains_one_job(stack: Stack) -> None:
-    spec = tiny_spec(steps=20)
-    first = stack.submit(spec, **{"Idempotency-Key": "pipeline-run-42"})
-    again = stack.submit(spec, **{"Idempotency-Key": "pipeline-run-42"})
-    assert again["id"] == first["id"]
-    stack.wait_for(first["id"], is_done)
-    listed = stack.client.get("/v1/jobs", params={"name": "tiny spiral", "limit": 200}).json()[
-        "items"
-    ]
-    assert sum(1 for job in listed if job["id"] == first["id"]) == 1
-    assert stack.get(first["id"])["attempt"] == 1
+    name = f"idempotent {uuid.uuid4().hex[:8]}"  # no other test's job has it
+    spec = {**tiny_spec(steps=20), "name": name}
+    headers = {**stack.client.headers, "Idempotency-Key": f"pipeline-run-{name}"}
+    first = stack.client.post("/v1/jobs", json=spec, headers=headers)
+    again = stack.client.post("/v1/jobs", json=spec, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert again.json()["id"] == first.json()["id"]
+    done = stack.wait_for(first.json()["id"], is_done)
+    listed = stack.client.get("/v1/jobs", params={"name": name, "limit": 200}).json()["items"]
+    assert [job["id"] for job in listed] == [done["id"]]  # one job of that name, not two
+    assert done["status"] == "succeeded" and done["attempt"] == 1

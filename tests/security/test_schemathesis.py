@@ -89,9 +89,13 @@ def _seed(api: FastAPI, key: str, database: Database) -> dict[str, str]:
     numbers, findings, a diverged end) and a study, so that the id routes answer with real
     data to validate rather than 404."""
     with TestClient(api, headers={"Authorization": f"Bearer {key}"}) as client:
-        job_id = client.post("/v1/jobs", json=SPIRAL).json()["id"]
+        job = client.post("/v1/jobs", json=SPIRAL)
         study = client.post("/v1/studies", json={
             "base": SPIRAL, "grid": {"model.activation": ["relu", "tanh"]}})
+    # Both must exist: without them schemathesis would test the id routes against 404s only.
+    assert job.status_code == 201, job.text
+    assert study.status_code == 201, study.text
+    job_id = job.json()["id"]
     with database.transaction() as session:
         attempt = leases.claim_job(session, job_id=job_id, worker="w", device="cpu",
                                    lease_seconds=60)
@@ -112,10 +116,7 @@ def _seed(api: FastAPI, key: str, database: Database) -> dict[str, str]:
              "remedy": {"model.init.scheme": "kaiming_normal"}}])
         leases.finish_job(session, job_id=job_id, attempt=attempt, status="diverged",
                           summary={"final_train_loss": math.nan}, error="non-finite loss")
-    ids = {"path.job_id": job_id}
-    if study.status_code == 201:  # studies are optional: the route may not exist yet
-        ids["path.study_id"] = study.json()["id"]
-    return ids
+    return {"path.job_id": job_id, "path.study_id": study.json()["id"]}
 
 
 @BOTH_BACKENDS  # PostgreSQL refuses values SQLite takes (NUL characters, 64-bit steps)

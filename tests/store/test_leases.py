@@ -123,6 +123,50 @@ def test_lost_worker_is_retried_then_failed_after_max_attempts(
     assert (job.status, job.attempt, job.error) == ("failed", 3, "worker lost 3 times")
 
 
+def _release(database: Database, job_id: str, attempt: int) -> str:
+    with database.transaction() as session:
+        return leases.release_job(session, job_id=job_id, attempt=attempt, progress_step=10)
+
+
+def test_graceful_releases_do_not_use_up_the_retries(
+    database: Database, team: Team, running: str
+) -> None:
+    """Rolling deploys hand the job back many times; only losses count against max_attempts."""
+    attempt = 1
+    for _ in range(4):  # more hand-backs than max_attempts
+        assert _release(database, running, attempt) == "queued"
+        attempt = _claim(database, running) or 0
+    assert attempt == 5
+    assert _expire_and_retry(database, running, 5, max_attempts=3) == "requeued"
+    assert _claim(database, running) == 6
+    assert _expire_and_retry(database, running, 6, max_attempts=3) == "requeued"
+    assert _claim(database, running) == 7
+    assert _expire_and_retry(database, running, 7, max_attempts=3) == "failed"
+    with database.read() as session:
+        job = jobs.get_job(session, team_id=team.id, job_id=running)
+    assert (job.status, job.error) == ("failed", "worker lost 3 times")
+
+
+def test_a_dead_pool_process_hands_its_job_back_before_the_lease_runs_out(
+    database: Database, running: str
+) -> None:
+    with database.read() as session:
+        lost = leases.running_jobs_of(session, worker="w1")
+    assert lost == [leases.ExpiredLease(running, 1, study_id=None)]
+    with database.transaction() as session:
+        assert leases.retry_or_fail(session, job_id=running, expected_attempt=1,
+                                    max_attempts=3) == "skipped"  # the lease still runs
+        assert leases.retry_or_fail(session, job_id=running, expected_attempt=1,
+                                    max_attempts=3, lease_expired=False) == "requeued"
+    with database.read() as session:
+        assert leases.running_jobs_of(session, worker="w1") == []
+        assert leases.load_job_state(session, job_id=running).status == "queued"
+    assert _claim(database, running) == 2
+    with database.transaction() as session:  # fenced: the old attempt cannot be handed back
+        assert leases.retry_or_fail(session, job_id=running, expected_attempt=1,
+                                    max_attempts=3, lease_expired=False) == "skipped"
+
+
 def test_retry_skips_a_renewed_lease_and_cancels_a_cancelled_job(
     database: Database, team: Team, running: str
 ) -> None:
