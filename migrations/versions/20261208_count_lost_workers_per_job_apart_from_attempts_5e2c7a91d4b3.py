@@ -3,7 +3,7 @@ hand-back (a worker stopping for a deploy) is a new attempt, which fences the ol
 loss, so rolling deploys no longer use up a job's retries.
 
 Revision ID: 5e2c7a91d4b3
-Revises: 5e2d7a91c4b3
+Revises: e5a17c0b9d42
 Create Date: 2026-12-08 00:45:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5e2c7a91d4b3"
-down_revision: str | Sequence[str] | None = "5e2d7a91c4b3"
+down_revision: str | Sequence[str] | None = "e5a17c0b9d42"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
