@@ -23,6 +23,7 @@ from gradlab_contract.spec import JobSpec
 from sqlalchemy.orm import Session
 
 from store import datasets, jobs, leases, orm, teams
+from store.artifacts import open_artifact_store
 from store.db import Database
 from store.errors import Unavailable
 from store.settings import Settings, filesystem_broker_options
@@ -30,6 +31,7 @@ from taskqueue import make_celery, publish_job
 from taskqueue.waiting import waiting_job_ids
 from tests.service.support import published_ids
 from worker import pool_watch, runner
+from worker.keep import ModelKeeper
 from worker.reaper import reap_once
 from worker.reporter import Reporter
 
@@ -163,11 +165,14 @@ def upload_job(database: Database, tmp_path: Path) -> leases.JobState:
 
 
 def _train(database: Any, state: leases.JobState, tmp_path: Path, lease: float) -> runner.Ending:
-    settings = SimpleNamespace(lease_seconds=lease, data_root=None, checkpoint_every_steps=100)
-    ctx: Any = SimpleNamespace(database=database, settings=settings)
+    settings = SimpleNamespace(lease_seconds=lease, data_root=None, checkpoint_every_steps=100,
+                               home=tmp_path)
+    store = open_artifact_store(Settings(home=tmp_path))  # the embedded default: a folder
+    ctx: Any = SimpleNamespace(database=database, settings=settings, artifacts=store)
     reporter = Reporter(NullSink(), heartbeat_seconds=60)
+    keeper = ModelKeeper(database, store, state, state.attempt)
     return runner._train(ctx, state, reporter, tmp_path / "checkpoint.pt", False,
-                         threading.Event())
+                         threading.Event(), keeper)
 
 
 def test_a_database_blip_while_a_job_is_set_up_is_retried(
