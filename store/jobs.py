@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store import orm
+from store import events, orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
 from store.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 
@@ -43,6 +43,8 @@ def _to_job(row: orm.Job) -> Job:
             "progress": {"step": row.progress_step, "total_steps": row.total_steps},
             "cancel_requested": row.cancel_requested, "worker": row.worker, "device": row.device,
             "parent_id": row.parent_id, "created_at": row.created_at,
+            "stop_reason": row.stop_reason, "stopped_early": bool(row.stopped_early),
+            "best_step": row.best_step,
             "started_at": row.started_at, "finished_at": row.finished_at,
         }
     )
@@ -91,6 +93,7 @@ def create_job(
         if replayed is None:
             raise
         return CreatedJob(replayed, created=False)
+    events.status_changed(session, job_id=row.id)
     return CreatedJob(_to_job(row), created=True)
 
 
@@ -168,6 +171,8 @@ def request_cancel(session: Session, *, team_id: str, job_id: str) -> Job:
     row = _team_row(session, team_id, job_id, lock=True)
     if row.status == "queued":
         row.status, row.cancel_requested, row.finished_at = "cancelled", True, orm.utcnow()
+        session.flush()
+        events.status_changed(session, job_id=job_id)
     elif row.status == "running":
         row.cancel_requested = True
     session.flush()

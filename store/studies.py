@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store import orm
+from store import events, orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
 from store.errors import Conflict, NotFound
 from store.jobs import _parse_time, reserve_queued
@@ -88,6 +88,8 @@ def create_study(
     study.runs = [{"job_id": job.id, "variant": run.variant, "seed": run.seed}
                   for job, run in zip(jobs, runs, strict=True)]
     session.flush()
+    for job in jobs:
+        events.status_changed(session, job_id=job.id)
     return CreatedStudy(_to_study(study, {"queued": len(jobs)}), [job.id for job in jobs], True)
 
 
@@ -164,9 +166,12 @@ def cancel_study(session: Session, *, team_id: str, study_id: str) -> Study:
     """Cancel the queued jobs now and flag the running ones (their workers stop them)."""
     row = _team_row(session, team_id, study_id)
     mine = (orm.Job.study_id == row.id, orm.Job.team_id == team_id)
-    session.execute(update(orm.Job).where(*mine, orm.Job.status == "queued")
-                    .values(status="cancelled", cancel_requested=True,
-                            finished_at=orm.utcnow()))
+    cancelled = session.scalars(
+        update(orm.Job).where(*mine, orm.Job.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=orm.utcnow())
+        .returning(orm.Job.id).execution_options(synchronize_session=False)).all()
+    for job_id in cancelled:
+        events.status_changed(session, job_id=job_id)
     session.execute(update(orm.Job).where(*mine, orm.Job.status == "running")
                     .values(cancel_requested=True))
     session.flush()

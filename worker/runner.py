@@ -27,6 +27,7 @@ from worker.diagnose import LiveDiagnosis
 from worker.observability import job_started, observe_progress
 from worker.reporter import AttemptFenced, Reporter, TransientStoreError
 from worker.sink import StoreSink
+from worker.stopping import StopOnFindings
 
 log = logging.getLogger(__name__)
 # run_job's answer when the job's team already runs settings.max_running_jobs_per_team jobs.
@@ -42,6 +43,9 @@ class Ending:
     summary: dict[str, float | None] | None = None
     error: str | None = None
     steps: int | None = None
+    stop_reason: str | None = None  # ended before its last step: early stopping or stop_on
+    stopped_early: bool = False
+    best_step: int | None = None
 
 
 def resolve_device(requested: str) -> str:
@@ -127,15 +131,18 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
         )
     # The live diagnosis watches what the reporter sees (worker/diagnose.py).
     live = LiveDiagnosis.for_job(ctx.database, state, attempt, resume=resume_step is not None)
+    watch = StopOnFindings(state.spec.training.stop_on, live.builder,
+                           total_steps=state.total_steps)
     reporter = Reporter(
         CheckpointSink(
             files, ctx.database, job_id=state.id, attempt=attempt,
             lease_seconds=ctx.settings.lease_seconds,
         ),
         heartbeat_seconds=ctx.settings.heartbeat_seconds,
-        observers=[live],
+        observers=[live, watch] if state.spec.training.stop_on else [live],
         retry_seconds=max(30.0, ctx.settings.lease_seconds),
     )
+    watch.stop = reporter.request_stop
     timed_out = threading.Event()
     timer = _time_limit(ctx.settings.job_time_limit_seconds, reporter, timed_out)
     reporter.start()
@@ -143,6 +150,7 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
         ending = _train(
             ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out
         )
+    ending = stopped_on(ending, watch.reason)
     if timer is not None:
         timer.cancel()
     try:
@@ -227,10 +235,20 @@ def _train(
     return _ending(result, reporter, timed_out)
 
 
+def stopped_on(ending: Ending, reason: str | None) -> Ending:
+    """A run stopped by a stop_on finding fails with it as the reason (a cancel or a shutdown
+    that came first keeps its own ending)."""
+    if reason is None or ending.status != "failed" or ending.error != "stopped":
+        return ending
+    return Ending("failed", ending.summary, reason, ending.steps, stop_reason=reason)
+
+
 def _ending(result: RunResult, reporter: Reporter, timed_out: threading.Event) -> Ending:
     summary: dict[str, float | None] = dict(result.summary)
     if result.status != "stopped":
-        return Ending(result.status, summary, result.reason, result.steps_done)
+        return Ending(result.status, summary, result.reason, result.steps_done,
+                      stop_reason=result.reason if result.stopped_early else None,
+                      stopped_early=result.stopped_early, best_step=result.best_step)
     if reporter.cancel_requested:
         return Ending("cancelled", summary, "cancelled by request", result.steps_done)
     if timed_out.is_set():
@@ -276,6 +294,9 @@ def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bo
                 summary=ending.summary,
                 error=ending.error,
                 progress_step=ending.steps,
+                stop_reason=ending.stop_reason,
+                stopped_early=ending.stopped_early,
+                best_step=ending.best_step,
             )
 
     try:

@@ -40,6 +40,11 @@ class Job(_Model):
     worker: str | None = None
     device: str | None = None
     parent_id: str | None = None  # the job whose diagnosis remedy created this one
+    # Why it ended before its last step: training.early_stopping (it succeeded, stopped_early)
+    # or a training.stop_on finding; best_step: the best evaluation of early stopping's metric.
+    stop_reason: str | None = None
+    stopped_early: bool = False
+    best_step: int | None = None
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
