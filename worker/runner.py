@@ -245,10 +245,12 @@ def stopped_on(ending: Ending, reason: str | None) -> Ending:
 
 def _ending(result: RunResult, reporter: Reporter, timed_out: threading.Event) -> Ending:
     summary: dict[str, float | None] = dict(result.summary)
+    if result.stopped_early:  # succeeded: the reason is why it stopped, not an error
+        return Ending(result.status, summary, None, result.steps_done,
+                      stop_reason=result.reason, stopped_early=True, best_step=result.best_step)
     if result.status != "stopped":
         return Ending(result.status, summary, result.reason, result.steps_done,
-                      stop_reason=result.reason if result.stopped_early else None,
-                      stopped_early=result.stopped_early, best_step=result.best_step)
+                      best_step=result.best_step)
     if reporter.cancel_requested:
         return Ending("cancelled", summary, "cancelled by request", result.steps_done)
     if timed_out.is_set():

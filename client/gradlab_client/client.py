@@ -21,6 +21,7 @@ from gradlab_client.datasets import Datasets
 from gradlab_client.jobs import Jobs
 from gradlab_client.models import Catalog
 from gradlab_client.studies import Studies
+from gradlab_client.webhooks import Webhooks
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "GRADLAB_URL"
@@ -69,6 +70,7 @@ class Client:
         self.jobs = Jobs(self._http)
         self.datasets = Datasets(self._http)
         self.studies = Studies(self._http)
+        self.webhooks = Webhooks(self._http)
 
     def catalog(self) -> Catalog:
         """Every value the spec's enums allow, with a description of each, and the service's

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EventType = Literal["status", "progress", "metrics", "findings", "study", "end"]
 WebhookEvent = Literal["job.finished", "job.finding", "study.finished"]
 
 
@@ -16,18 +15,103 @@ class _Model(BaseModel):
 
 
 class Event(_Model):
-    """One server-sent event of a job or a study stream (`data` by type: see the route)."""
+    """One event of a job's or a study's stream. `id` orders them (None for one that the SDK
+    made up while polling, and for `end`); `data` is typed by `type` in the subclasses."""
 
-    id: int | None = None  # None for `end`, which is not stored
-    type: EventType | str  # a newer service may add types
+    id: int | None = None
+    type: str  # a newer service may add types: they arrive as this class
     job_id: str | None = None
     study_id: str | None = None
     at: datetime | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Any = None
 
     @property
     def is_end(self) -> bool:
         return self.type == "end"
+
+
+class StatusData(_Model):
+    status: str  # a JobStatus
+    attempt: int = 0
+    error: str | None = None
+    stop_reason: str | None = None
+    stopped_early: bool = False
+    best_step: int | None = None
+
+
+class StatusEvent(Event):
+    type: Literal["status"]
+    data: StatusData
+
+
+class ProgressData(_Model):
+    step: int
+    total_steps: int
+
+
+class ProgressEvent(Event):
+    type: Literal["progress"]
+    data: ProgressData
+
+
+class MetricPoint(_Model):
+    step: int
+    value: float | None  # None: not finite
+
+
+class MetricsData(_Model):
+    step: int  # the latest step among the points
+    points: dict[str, MetricPoint]  # train_loss, val_accuracy, ...: each one's latest value
+
+
+class MetricsEvent(Event):
+    type: Literal["metrics"]
+    data: MetricsData
+
+
+class FindingBrief(_Model):
+    code: str
+    severity: str
+    title: str
+    layer: str | None = None
+    step: int | None = None
+
+
+class FindingsData(_Model):
+    final: bool
+    new: list[str]  # codes not found before
+    findings: list[FindingBrief]
+
+
+class FindingsEvent(Event):
+    type: Literal["findings"]
+    data: FindingsData
+
+
+class StudyEvent(Event):
+    """A study's last job ended; `data` counts its jobs by status."""
+
+    type: Literal["study"]
+    data: dict[str, Any]
+
+
+class EndEvent(Event):
+    """The last event of a stream: the job's (or study's) ending, repeated."""
+
+    type: Literal["end"]
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    "status": StatusEvent, "progress": ProgressEvent, "metrics": MetricsEvent,
+    "findings": FindingsEvent, "study": StudyEvent, "end": EndEvent,
+}
+
+
+def parse_event(payload: dict[str, Any]) -> Event:
+    """The typed event of a stream's JSON payload (an unknown type: a plain Event)."""
+    model = EVENT_TYPES.get(str(payload.get("type")), Event)
+    return model.model_validate(payload)
 
 
 class JobLogLine(_Model):

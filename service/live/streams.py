@@ -96,7 +96,7 @@ async def _events(
                         cursor = record.id
                         yield _sse(record)
                         if _ends(subject, record):
-                            yield ServerSentEvent(event="end", data=json.dumps(record.data))
+                            yield _end(record)
                             return
                     if len(page) < events.MAX_PAGE:
                         await wake.wait()
@@ -123,3 +123,9 @@ def _sse(record: EventRecord) -> ServerSentEvent:
     body = {"id": record.id, "type": record.type, "job_id": record.job_id,
             "study_id": record.study_id, "at": record.created_at.isoformat(), "data": record.data}
     return ServerSentEvent(id=str(record.id), event=record.type, data=json.dumps(body))
+
+
+def _end(record: EventRecord) -> ServerSentEvent:
+    body = {"type": "end", "job_id": record.job_id, "study_id": record.study_id,
+            "data": record.data}
+    return ServerSentEvent(event="end", data=json.dumps(body))
