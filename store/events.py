@@ -136,9 +136,9 @@ def _maybe_study_finished(session: Session, *, team_id: str, study_id: str) -> N
     locked = select(orm.Study.id).where(orm.Study.id == study_id).with_for_update()
     if session.execute(locked).one_or_none() is None:
         return
-    counts = dict(session.execute(
-        select(orm.Job.status, func.count()).where(orm.Job.study_id == study_id)
-        .group_by(orm.Job.status)).tuples().all())
+    counted = session.execute(select(orm.Job.status, func.count())
+                              .where(orm.Job.study_id == study_id).group_by(orm.Job.status))
+    counts = {str(status): int(count) for status, count in counted}
     if any(status not in TERMINAL_STATUSES for status in counts):
         return
     done = select(orm.Event.id).where(orm.Event.study_id == study_id, orm.Event.job_id.is_(None),
