@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gradlab_client.models import Progress
+
 WebhookEvent = Literal["job.finished", "job.finding", "study.finished"]
 
 
@@ -33,6 +35,7 @@ class Event(_Model):
 class StatusData(_Model):
     status: str  # a JobStatus
     attempt: int = 0
+    progress: Progress | None = None
     error: str | None = None
     stop_reason: str | None = None
     stopped_early: bool = False
