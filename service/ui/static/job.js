@@ -61,5 +61,5 @@ export function renderJob(root, jobId, query, { poll, navigate }) {
     await Promise.all(work);
     document.body.dataset.rendered = jobId; // the page has drawn once: tests wait for this
     return LIVE.has(job.status);
-  });
+  }, { events: `/v1/jobs/${encodeURIComponent(jobId)}/events` });
 }
