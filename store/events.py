@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from gradlab_client.models import TERMINAL_STATUSES
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from store import orm
@@ -30,6 +30,7 @@ STREAMED_METRICS = frozenset(
     {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_auc", "grad_norm", "lr"}
 )
 MAX_PAGE = 500
+LIVE_ONLY = ("progress", "metrics")  # dropped when the job ends (status_changed)
 # Called after a transaction that appended events commits (job ids, study ids); see
 # store.db.Database.on_events. Kept in session.info until then.
 _PENDING = "gradlab_events"
@@ -87,6 +88,11 @@ def status_changed(session: Session, *, job_id: str) -> None:
                  "stopped_early": row.stopped_early, "best_step": row.best_step}
     append(session, team_id=row.team_id, job_id=job_id, study_id=row.study_id, type="status",
            data=data)
+    if row.status in TERMINAL_STATUSES:
+        # Progress and metric events only announced what the job's rows hold: once it has
+        # ended they go, so a job keeps a handful of events, not one a second of its life.
+        session.execute(delete(orm.Event).where(orm.Event.job_id == job_id,
+                                                orm.Event.type.in_(LIVE_ONLY)))
     if row.status in TERMINAL_STATUSES and row.study_id is not None:
         _maybe_study_finished(session, team_id=row.team_id, study_id=row.study_id)
 

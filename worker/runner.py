@@ -109,6 +109,7 @@ def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
     if attempt is None:
         log.info("job %s is no longer queued; nothing to do", job_id)
         return "skipped"
+    log.info("job %s attempt %d trains on device %s", job_id, attempt, device)
     with db.read() as session:  # as of the claim: the checkpoint a lost attempt recorded last
         state = leases.load_job_state(session, job_id=job_id)
     return _run_attempt(ctx, state, attempt)
@@ -119,8 +120,9 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
     files = CheckpointFiles(ctx.settings.checkpoints_dir, state.id)
     recorded = state.checkpoint_step
     resume_step = recorded if recorded is not None and files.restore(attempt, recorded) else None
-    log.info("job %s attempt %d claimed; %s", state.id, attempt,
-             f"resuming after step {resume_step}" if resume_step is not None else "from step 0")
+    log.info("job %s attempt %d claimed; %s; data set %s", state.id, attempt,
+             f"resuming after step {resume_step}" if resume_step is not None else "from step 0",
+             state.spec.data.dataset)
     with ctx.database.transaction() as session:
         # Rows past the checkpoint (or all rows, when starting over) are trained again.
         metrics.truncate_after(

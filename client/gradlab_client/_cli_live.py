@@ -17,6 +17,7 @@ from gradlab_client._progress import ProgressBar, describe_progress
 from gradlab_client.client import Client
 from gradlab_client.errors import Timeout, TransportError
 from gradlab_client.live import (
+    EndEvent,
     Event,
     FindingsEvent,
     JobLogLine,
@@ -54,7 +55,10 @@ def watch_until_done(client: Client, job: Job, interval: float, poll: Poller) ->
     try:
         draw()
         for event in client.jobs.stream(job.id, poll_interval=interval):
-            if event.is_end:
+            if event.is_end:  # the final values, which the last events may not all carry
+                view.apply(event)
+                view.latest.update(text.latest_values(client.jobs.metrics(job.id)))
+                draw()
                 break
             if isinstance(event, FindingsEvent) and event.data.new:
                 print(f"diagnosis: {', '.join(event.data.new)}", file=sys.stderr)
@@ -88,6 +92,8 @@ class _View:
         return text.describe_latest(self.latest)
 
     def apply(self, event: Event) -> None:
+        if isinstance(event, EndEvent):
+            event = StatusEvent(type="status", data=StatusData.model_validate(event.data))
         if isinstance(event, StatusEvent) and self._newer(event.data):
             update: dict[str, object] = {"status": event.data.status,
                                          "attempt": event.data.attempt}

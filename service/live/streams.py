@@ -35,6 +35,9 @@ class Subject:
     key: str
     team_id: str
     after: int
+    # The job had ended when the stream opened: a first read that finds nothing more (it
+    # ended before the event log existed, or the client resumes after its last event) ends.
+    already_ended: bool = False
 
 
 class StreamSlots:
@@ -90,8 +93,13 @@ async def _events(
     try:
         with anyio.move_on_after(settings.event_stream_seconds):
             async with waiter(settings, subject.kind, subject.key) as wake:
+                first = True
                 while True:
                     page = await anyio.to_thread.run_sync(_read, services, subject, cursor)
+                    if first and not page and subject.already_ended:
+                        yield _end_without_events(subject)
+                        return
+                    first = False
                     for record in page:
                         cursor = record.id
                         yield _sse(record)
@@ -128,4 +136,10 @@ def _sse(record: EventRecord) -> ServerSentEvent:
 def _end(record: EventRecord) -> ServerSentEvent:
     body = {"type": "end", "job_id": record.job_id, "study_id": record.study_id,
             "data": record.data}
+    return ServerSentEvent(event="end", data=json.dumps(body))
+
+
+def _end_without_events(subject: Subject) -> ServerSentEvent:
+    key = "job_id" if subject.kind == "job" else "study_id"
+    body = {"type": "end", key: subject.key, "data": {}}
     return ServerSentEvent(event="end", data=json.dumps(body))

@@ -38,7 +38,8 @@ def job_events(job: JobDep, team: CurrentTeam, services: ServicesDep, request: R
     diagnosis' codes changed). After the ending's `status` comes `end`, and the stream closes.
     Every event has an `id`: reconnect with `Last-Event-ID` to get exactly what was missed.
     Comment lines keep an idle stream open. 429 when the team holds too many streams open."""
-    subject = Subject("job", job.id, team.id, parse_last_event_id(last_event_id))
+    subject = Subject("job", job.id, team.id, parse_last_event_id(last_event_id),
+                      already_ended=job.done)
     return event_response(services, _slots(request), subject)
 
 

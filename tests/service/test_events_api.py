@@ -66,6 +66,10 @@ def test_a_finished_job_replays_its_events_then_ends(
     resumed = read_events(client, f"/v1/jobs/{job['id']}/events",
                           **{**auth, "Last-Event-ID": str(ids[0])})
     assert [int(event_id) for event_id, _, _ in resumed[:-1]] == ids[1:]
+    # Resuming after the ending's event: nothing more but the end.
+    last = read_events(client, f"/v1/jobs/{job['id']}/events",
+                       **{**auth, "Last-Event-ID": str(ids[-1])})
+    assert [kind for _, kind, _ in last] == ["end"]
 
 
 def test_a_waiting_stream_wakes_for_new_events_and_keeps_alive(
