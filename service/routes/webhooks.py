@@ -61,14 +61,6 @@ def list_webhooks(team: CurrentTeam, services: ServicesDep) -> list[Webhook]:
         return [_out(record) for record in webhooks.list_webhooks(session, team_id=team.id)]
 
 
-@router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook",
-               responses=problem_doc(404))
-def delete_webhook(hook: WebhookDep, team: CurrentTeam, services: ServicesDep) -> Response:
-    with services.db.transaction() as session:
-        webhooks.delete_webhook(session, team_id=team.id, webhook_id=hook.id)
-    return Response(status_code=204)
-
-
 @router.get("/{webhook_id}/deliveries", summary="A webhook's deliveries",
             responses=problem_doc(404))
 def list_deliveries(hook: WebhookDep, team: CurrentTeam,
@@ -82,3 +74,11 @@ def list_deliveries(hook: WebhookDep, team: CurrentTeam,
                             response_status=d.response_status, error=d.error, payload=d.payload,
                             created_at=d.created_at, delivered_at=d.delivered_at)
             for d in found]
+
+
+@router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook",
+               responses=problem_doc(404))
+def delete_webhook(hook: WebhookDep, team: CurrentTeam, services: ServicesDep) -> Response:
+    with services.db.transaction() as session:
+        webhooks.delete_webhook(session, team_id=team.id, webhook_id=hook.id)
+    return Response(status_code=204)

@@ -62,7 +62,14 @@ def _studies(owner: Owner) -> list[str]:
     return [owner.post("/v1/studies", STUDY)]
 
 
-FACTORIES: dict[str, Callable[[Owner], list[str]]] = {"job_id": _jobs, "study_id": _studies}
+def _webhooks(owner: Owner) -> list[str]:
+    return [owner.post("/v1/webhooks", {"url": "https://hooks.example.com/gradlab",
+                                        "events": ["job.finished"]})]
+
+
+FACTORIES: dict[str, Callable[[Owner], list[str]]] = {
+    "job_id": _jobs, "study_id": _studies, "webhook_id": _webhooks,
+}
 
 
 def _id_routes(app: FastAPI) -> list[tuple[str, AppRoute]]:

@@ -40,6 +40,9 @@ def test_the_route_list_is_what_the_api_documents(app: FastAPI) -> None:
         "/v1/jobs/no-such-id/diagnosis", "/v1/jobs/no-such-id/remedy",
         "/v1/studies", "/v1/studies/templates", "/v1/studies/no-such-id",
         "/v1/studies/no-such-id/cancel", "/v1/studies/no-such-id/compare",
+        "/v1/jobs/no-such-id/events", "/v1/jobs/no-such-id/logs",
+        "/v1/studies/no-such-id/events", "/v1/webhooks", "/v1/webhooks/no-such-id",
+        "/v1/webhooks/no-such-id/deliveries",
     }
     # Beside the API, app.routes holds only the schema and its viewers, public by design.
     plain = {route.path for route in app.routes if isinstance(route, Route)}
@@ -85,7 +88,7 @@ def test_another_teams_job_is_404_like_an_unknown_id_on_every_job_route(
     theirs = {"Authorization": f"Bearer {other_key}"}
     job_routes = [(method, path) for method, path in api_routes(app)
                   if path.startswith("/v1/jobs/no-such-id")]  # studies: test_studies_api.py
-    assert len(job_routes) == 7
+    assert len(job_routes) == 9
     for method, path in job_routes:
         for job_id in (mine, "no-such-id"):
             response = client.request(method, path.replace("no-such-id", job_id), headers=theirs)

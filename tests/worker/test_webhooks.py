@@ -90,3 +90,25 @@ def test_finished_jobs_become_deliveries_that_the_dispatcher_sends(
     with database.read() as session:
         [delivery] = webhooks.list_deliveries(session, team_id=team.id, webhook_id=made.id)
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("succeeded", 1, 204)
+
+
+def test_a_new_finding_is_a_job_finding_delivery_once(database: Database) -> None:
+    from diagnosis import Finding
+    from store import findings
+
+    found = Finding(code="no_learning", severity="error", title="stuck", detail="d", step=60)
+    with database.transaction() as session:
+        team = teams.create_team(session, name="finders")
+        job = jobs.create_job(session, team_id=team.id, spec=SPEC, total_steps=10).job
+        hook = webhooks.create_webhook(session, team_id=team.id, url="http://example.com/h",
+                                       events=["job.finding"])
+        attempt = leases.claim_job(session, job_id=job.id, worker="w", device="cpu",
+                                   lease_seconds=60)
+        assert attempt is not None
+        for _ in range(2):  # the live diagnosis writes the same finding again: nothing new
+            findings.replace_findings(session, job_id=job.id, attempt=attempt,
+                                      findings=[found.to_dict()], final=False)
+    with database.read() as session:
+        deliveries = webhooks.list_deliveries(session, team_id=team.id, webhook_id=hook.id)
+    assert [(d.type, d.status, d.payload["data"]["new"]) for d in deliveries] == [
+        ("job.finding", "pending", ["no_learning"])]
