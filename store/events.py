@@ -71,7 +71,7 @@ def taken_pending(session: Session) -> set[tuple[str | None, str | None]]:
 _JOB_COLUMNS = (
     orm.Job.team_id, orm.Job.study_id, orm.Job.status, orm.Job.attempt, orm.Job.error,
     orm.Job.stop_reason, orm.Job.stopped_early, orm.Job.best_step, orm.Job.progress_step,
-    orm.Job.total_steps,
+    orm.Job.total_steps, orm.Job.summary,
 )
 
 
@@ -84,8 +84,10 @@ def status_changed(session: Session, *, job_id: str) -> None:
     data = {"status": row.status, "attempt": row.attempt,
             "progress": {"step": row.progress_step, "total_steps": row.total_steps}}
     if row.status in TERMINAL_STATUSES:
+        # The summary too: the last metric events may be dropped before a stream reads them.
         data |= {"error": row.error, "stop_reason": row.stop_reason,
-                 "stopped_early": row.stopped_early, "best_step": row.best_step}
+                 "stopped_early": row.stopped_early, "best_step": row.best_step,
+                 "summary": dict(row.summary or {})}
     append(session, team_id=row.team_id, job_id=job_id, study_id=row.study_id, type="status",
            data=data)
     if row.status in TERMINAL_STATUSES:

@@ -40,6 +40,7 @@ class StatusData(_Model):
     stop_reason: str | None = None
     stopped_early: bool = False
     best_step: int | None = None
+    summary: dict[str, float | None] | None = None  # an ending's final_* and best_* metrics
 
 
 class StatusEvent(Event):

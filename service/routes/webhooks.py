@@ -57,6 +57,7 @@ def create_webhook(body: WebhookCreate, team: CurrentTeam, services: ServicesDep
 
 @router.get("", summary="List the team's webhooks")
 def list_webhooks(team: CurrentTeam, services: ServicesDep) -> list[Webhook]:
+    """The team's webhooks, oldest first (their secrets are shown only when made)."""
     with services.db.read() as session:
         return [_out(record) for record in webhooks.list_webhooks(session, team_id=team.id)]
 
@@ -79,6 +80,7 @@ def list_deliveries(hook: WebhookDep, team: CurrentTeam,
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook",
                responses=problem_doc(404))
 def delete_webhook(hook: WebhookDep, team: CurrentTeam, services: ServicesDep) -> Response:
+    """Stop sending to this webhook; its pending deliveries are dropped with it."""
     with services.db.transaction() as session:
         webhooks.delete_webhook(session, team_id=team.id, webhook_id=hook.id)
     return Response(status_code=204)
