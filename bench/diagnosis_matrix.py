@@ -23,7 +23,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: the scenarios live under the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import CODES, Finding, apply_remedies, diagnose
 from tests.diagnosis.harness import record_run

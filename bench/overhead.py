@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from training import TrainingCallbacks, train
 from training.data import Dataset, load_dataset

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 
 import psycopg
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 from sqlalchemy import make_url
 
 from store import jobs, leases, metrics, migrate, teams

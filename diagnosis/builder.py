@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis.record import LayerRecord, RunRecord, Series, SnapshotRecord
 from diagnosis.thresholds import DEFAULT

@@ -1,7 +1,7 @@
 """What a diagnosis says: findings, each a code, a severity, plain words, evidence and a remedy.
 
 A Finding is a plain dataclass; ``to_dict()`` gives exactly the fields of the API model
-gradlab_client.models.Finding, so the worker and the service convert without knowing each other.
+gradlab_contract.models.Finding, so the worker and the service convert without knowing each other.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from gradlab_client.models import FINDING_CODES
+from gradlab_contract.models import FINDING_CODES
 
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2}

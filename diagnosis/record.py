@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 UPDATE_RATIO = "update_ratio/"  # + layer name: |W_after - W_before| / |W_before| of one step
 

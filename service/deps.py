@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from celery import Celery
 from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from gradlab_client.models import Job
+from gradlab_contract.models import Job
 
 from service.errors import RateLimited, Unauthorized
 from service.ratelimit import RateLimiter, retry_after_header

@@ -7,8 +7,8 @@ diagnosed here, from what the store holds: the same rules over the same statisti
 
 from __future__ import annotations
 
-from gradlab_client.models import Diagnosis, Finding, Job
-from gradlab_client.spec import JobSpec, describe_errors
+from gradlab_contract.models import Diagnosis, Finding, Job
+from gradlab_contract.spec import JobSpec, describe_errors
 from pydantic import ValidationError
 
 from diagnosis import DEFAULT, RemedyError, RunRecord, apply_remedies, diagnose, metrics_of

@@ -6,8 +6,8 @@ builds exactly those layers, so a spec under the caps here cannot grow past them
 
 from __future__ import annotations
 
-from gradlab_client.shapes import Estimate, UploadInfo, estimate
-from gradlab_client.spec import JobSpec
+from gradlab_contract.shapes import Estimate, UploadInfo, estimate
+from gradlab_contract.spec import JobSpec
 
 from service.errors import InvalidSpec, LimitExceeded
 from store.settings import Settings

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from gradlab_client.shapes import UploadInfo
+from gradlab_contract.shapes import UploadInfo
 from numpy.lib import format as npy_format
 
 from service.errors import InvalidUpload

@@ -16,8 +16,8 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from gradlab_client.models import Problem
-from gradlab_client.spec import FieldError, describe_errors
+from gradlab_contract.models import Problem
+from gradlab_contract.spec import FieldError, describe_errors
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match

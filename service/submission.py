@@ -12,8 +12,8 @@ import json
 import logging
 from typing import Any
 
-from gradlab_client.shapes import UploadInfo
-from gradlab_client.spec import JobSpec
+from gradlab_contract.shapes import UploadInfo
+from gradlab_contract.spec import JobSpec
 
 from service.deps import Services
 from service.errors import InvalidSpec

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from gradlab_client.catalog import DESCRIPTIONS
-from gradlab_client.models import DatasetInfo
-from gradlab_client.shapes import data_shape, upload_shape
-from gradlab_client.spec import BUILTIN_DATASETS, DataSpec
+from gradlab_contract.catalog import DESCRIPTIONS
+from gradlab_contract.models import DatasetInfo
+from gradlab_contract.shapes import data_shape, upload_shape
+from gradlab_contract.spec import BUILTIN_DATASETS, DataSpec
 
 from service.deps import Services
 from service.errors import PayloadTooLarge

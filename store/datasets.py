@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gradlab_client.models import DatasetInfo
+from gradlab_contract.models import DatasetInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

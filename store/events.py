@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gradlab_client.models import TERMINAL_STATUSES
+from gradlab_contract.models import TERMINAL_STATUSES
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 

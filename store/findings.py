@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gradlab_client.models import FINDING_CODES, Diagnosis, Finding, Layer, MetricSeries
+from gradlab_contract.models import FINDING_CODES, Diagnosis, Finding, Layer, MetricSeries
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session

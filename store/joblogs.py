@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gradlab_client.live import JobLogLine, JobLogPage
+from gradlab_contract.live import JobLogLine, JobLogPage
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from gradlab_client.models import Job, JobPage
-from gradlab_client.spec import JobSpec
+from gradlab_contract.models import Job, JobPage
+from gradlab_contract.spec import JobSpec
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session

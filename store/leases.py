@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from gradlab_client.models import TERMINAL_STATUSES
-from gradlab_client.spec import JobSpec
+from gradlab_contract.models import TERMINAL_STATUSES
+from gradlab_contract.spec import JobSpec
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gradlab_client.models import Layer, Snapshot, SnapshotPage
+from gradlab_contract.models import Layer, Snapshot, SnapshotPage
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.orm import Session

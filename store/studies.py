@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from gradlab_client.models import Study, StudyPage
-from gradlab_client.spec import JobSpec
+from gradlab_contract.models import Study, StudyPage
+from gradlab_contract.spec import JobSpec
 from sqlalchemy import ColumnElement, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from gradlab_client.models import COMPARE_METRICS, ComparisonRow, Stat, StudyComparison
+from gradlab_contract.models import COMPARE_METRICS, ComparisonRow, Stat, StudyComparison
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from gradlab_client.models import TERMINAL_STATUSES
+from gradlab_contract.models import TERMINAL_STATUSES
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 

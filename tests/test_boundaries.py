@@ -10,9 +10,11 @@ import pytest
 SERVER_SIDE = ["store", "service", "worker", "training", "diagnosis", "taskqueue", "gradlab_server"]
 RULES: dict[str, tuple[list[str], list[str]]] = {
     # package: (modules imported, top-level modules that must not be loaded)
-    "gradlab_client": (
-        ["gradlab_client.spec", "gradlab_client.shapes", "gradlab_client.models"],
-        ["httpx", "torch", "numpy", "sqlalchemy", "fastapi", "celery", *SERVER_SIDE],
+    "gradlab_contract": (
+        ["gradlab_contract.spec", "gradlab_contract.shapes", "gradlab_contract.models",
+         "gradlab_contract.catalog"],
+        ["httpx", "torch", "numpy", "sqlalchemy", "fastapi", "celery", "gradlab_client",
+         *SERVER_SIDE],
     ),
     "gradlab_client (SDK)": (
         ["gradlab_client", "gradlab_client.client", "gradlab_client.cli"],
@@ -25,6 +27,7 @@ RULES: dict[str, tuple[list[str], list[str]]] = {
             "fastapi",
             "celery",
             "httpx",
+            "gradlab_client",
             "pydantic_settings",
             "store",
             "service",
@@ -44,7 +47,8 @@ RULES: dict[str, tuple[list[str], list[str]]] = {
     "worker": (["worker.main"], ["fastapi", "service"]),
     "diagnosis": (
         ["diagnosis"],
-        ["torch", "sqlalchemy", "fastapi", "celery", "store", "service", "worker", "training"],
+        ["torch", "sqlalchemy", "fastapi", "celery", "httpx", "gradlab_client", "store", "service",
+         "worker", "training"],
     ),
 }
 

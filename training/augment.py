@@ -16,8 +16,8 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
-from gradlab_client.shapes import DataKind, augment_problem
-from gradlab_client.spec import AugmentSpec
+from gradlab_contract.shapes import DataKind, augment_problem
+from gradlab_contract.spec import AugmentSpec
 
 Augmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 FORMAT = 1
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 from pydantic import ValidationError
 
 from training.loop import train

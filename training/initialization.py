@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from gradlab_client.spec import RELU_FAMILY, InitSpec
+from gradlab_contract.spec import RELU_FAMILY, InitSpec
 from torch import nn
 
 from training.model import Network

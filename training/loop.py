@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from gradlab_client.shapes import total_steps
-from gradlab_client.spec import JobSpec
+from gradlab_contract.shapes import total_steps
+from gradlab_contract.spec import JobSpec
 
 from training.augment import make_augmenter
 from training.batches import BatchSampler

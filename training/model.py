@@ -1,4 +1,4 @@
-"""Build the network a spec describes, exactly as ``gradlab_client.shapes.plan_layers`` plans it.
+"""Build the network a spec describes, exactly as ``gradlab_contract.shapes.plan_layers`` plans it.
 
 Each hidden block is ``layer -> [batch norm] -> activation -> [pool] -> [dropout]``; the probes
 read the activation's output, so every block owns its own activation module to hook.
@@ -10,8 +10,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
-from gradlab_client.shapes import DataShape, conv_input_shape, plan_layers
-from gradlab_client.spec import ConvLayerSpec, ModelSpec
+from gradlab_contract.shapes import DataShape, conv_input_shape, plan_layers
+from gradlab_contract.spec import ConvLayerSpec, ModelSpec
 from torch import nn
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from gradlab_client.spec import OptimizerSpec, RegularizationSpec, ScheduleSpec
+from gradlab_contract.spec import OptimizerSpec, RegularizationSpec, ScheduleSpec
 from torch import nn
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from training.data import Dataset
 from training.initialization import initialize

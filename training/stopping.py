@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gradlab_client.spec import EarlyStoppingSpec
+from gradlab_contract.spec import EarlyStoppingSpec
 
 
 @dataclass

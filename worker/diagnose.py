@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import DEFAULT, Finding, RecordBuilder, RunRecord, diagnose, metrics_of
 from store import findings

@@ -11,7 +11,7 @@ import the spec and models from here and must not load httpx with them.
 
 from typing import TYPE_CHECKING, Any
 
-from gradlab_client.live import (
+from gradlab_contract.live import (
     EndEvent,
     Event,
     FindingsEvent,
@@ -24,7 +24,7 @@ from gradlab_client.live import (
     Webhook,
     WebhookDelivery,
 )
-from gradlab_client.models import (
+from gradlab_contract.models import (
     TERMINAL_STATUSES,
     Catalog,
     CatalogValue,
@@ -44,8 +44,7 @@ from gradlab_client.models import (
     StudyCreate,
     StudyTemplate,
 )
-from gradlab_client.results import MetricsResult, SnapshotIterator
-from gradlab_client.spec import (
+from gradlab_contract.spec import (
     AugmentSpec,
     ConvLayerSpec,
     DataSpec,
@@ -61,6 +60,8 @@ from gradlab_client.spec import (
     TrainingSpec,
     describe_errors,
 )
+
+from gradlab_client.results import MetricsResult, SnapshotIterator
 
 _LAZY = {
     "Client": "gradlab_client.client",

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
+from gradlab_contract.models import Job, JobStatus
+from gradlab_contract.spec import SNAPSHOT_KINDS
 from pydantic import BaseModel
 
 from gradlab_client import _cli_output as text
@@ -23,8 +25,6 @@ from gradlab_client._cli_live import logs as _logs
 from gradlab_client._cli_live import logs_arguments, watch_until_done
 from gradlab_client._progress import ProgressBar, describe_progress
 from gradlab_client.client import Client
-from gradlab_client.models import Job, JobStatus
-from gradlab_client.spec import SNAPSHOT_KINDS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 # What `submit --wait` and `watch` return for each way a job can end.

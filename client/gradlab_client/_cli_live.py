@@ -12,11 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from gradlab_client import _cli_output as text
-from gradlab_client._progress import ProgressBar, describe_progress
-from gradlab_client.client import Client
-from gradlab_client.errors import Timeout, TransportError
-from gradlab_client.live import (
+from gradlab_contract.live import (
     EndEvent,
     Event,
     FindingsEvent,
@@ -26,7 +22,12 @@ from gradlab_client.live import (
     StatusData,
     StatusEvent,
 )
-from gradlab_client.models import Job, Progress
+from gradlab_contract.models import Job, Progress
+
+from gradlab_client import _cli_output as text
+from gradlab_client._progress import ProgressBar, describe_progress
+from gradlab_client.client import Client
+from gradlab_client.errors import Timeout, TransportError
 from gradlab_client.results import MetricsResult
 
 Poller = Callable[[Client, Job, float], Job]

@@ -13,7 +13,16 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from gradlab_client.models import Catalog, DatasetInfo, Diagnosis, Finding, Histogram, Job, Snapshot
+from gradlab_contract.models import (
+    Catalog,
+    DatasetInfo,
+    Diagnosis,
+    Finding,
+    Histogram,
+    Job,
+    Snapshot,
+)
+
 from gradlab_client.results import MetricsResult
 
 Cell = str | int | float | None

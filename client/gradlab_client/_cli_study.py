@@ -9,10 +9,11 @@ import sys
 import time
 from typing import Any
 
+from gradlab_contract.models import TERMINAL_STATUSES, ComparisonRow, Stat, Study, StudyComparison
+
 from gradlab_client import _cli_output as text
 from gradlab_client._cli_commands import EXIT_OK, Command, UsageError, emit, load_spec
 from gradlab_client.client import Client
-from gradlab_client.models import TERMINAL_STATUSES, ComparisonRow, Stat, Study, StudyComparison
 
 # The summary columns of the table, as (header, metric); --json carries all of them.
 TABLE_METRICS = (("val_acc", "final_val_accuracy"), ("best_val_acc", "best_val_accuracy"),

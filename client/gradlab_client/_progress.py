@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from gradlab_client.models import Job
+from gradlab_contract.models import Job
 
 _WIDTH = 30
 

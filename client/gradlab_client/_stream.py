@@ -13,6 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
+from gradlab_contract.live import (
+    EndEvent,
+    Event,
+    ProgressData,
+    ProgressEvent,
+    StatusData,
+    StatusEvent,
+    parse_event,
+)
+from gradlab_contract.models import Job
 from httpx_sse import SSEError, connect_sse
 
 from gradlab_client._http import HTTP
@@ -22,16 +32,6 @@ from gradlab_client.errors import (
     TransportError,
     error_from_response,
 )
-from gradlab_client.live import (
-    EndEvent,
-    Event,
-    ProgressData,
-    ProgressEvent,
-    StatusData,
-    StatusEvent,
-    parse_event,
-)
-from gradlab_client.models import Job
 
 RECONNECTS = 3  # failed reconnects in a row before polling takes over
 

@@ -15,11 +15,11 @@ from types import TracebackType
 from typing import Self
 
 import httpx
+from gradlab_contract.models import Catalog
 
 from gradlab_client._http import HTTP, RetryPolicy
 from gradlab_client.datasets import Datasets
 from gradlab_client.jobs import Jobs
-from gradlab_client.models import Catalog
 from gradlab_client.studies import Studies
 from gradlab_client.webhooks import Webhooks
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gradlab_contract.models import DatasetInfo
+
 from gradlab_client._http import HTTP
-from gradlab_client.models import DatasetInfo
 
 
 class Datasets:

@@ -25,12 +25,11 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
-
-from gradlab_client.models import Problem
-from gradlab_client.spec import FieldError
+from gradlab_contract.models import Problem
+from gradlab_contract.spec import FieldError
 
 if TYPE_CHECKING:
-    from gradlab_client.models import Job
+    from gradlab_contract.models import Job
 
 
 class GradlabError(Exception):

@@ -8,12 +8,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from gradlab_client._http import HTTP
-from gradlab_client._progress import ProgressBar
-from gradlab_client._stream import follow
-from gradlab_client.errors import Timeout
-from gradlab_client.live import Event, JobLogPage
-from gradlab_client.models import (
+from gradlab_contract.live import Event, JobLogPage
+from gradlab_contract.models import (
     Diagnosis,
     Job,
     JobPage,
@@ -24,8 +20,13 @@ from gradlab_client.models import (
     SnapshotKind,
     SnapshotPage,
 )
+from gradlab_contract.spec import JobSpec
+
+from gradlab_client._http import HTTP
+from gradlab_client._progress import ProgressBar
+from gradlab_client._stream import follow
+from gradlab_client.errors import Timeout
 from gradlab_client.results import MetricsResult, Pager, SnapshotIterator
-from gradlab_client.spec import JobSpec
 
 LayerList = list[Layer]  # module-level: inside the class `list` is the method of that name
 

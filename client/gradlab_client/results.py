@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from gradlab_client.models import MetricSeries, Snapshot
+from gradlab_contract.models import MetricSeries, Snapshot
 
 if TYPE_CHECKING:
     import pandas

@@ -7,17 +7,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
-from gradlab_client._http import HTTP
-from gradlab_client._stream import follow
-from gradlab_client.errors import Timeout
-from gradlab_client.live import Event
-from gradlab_client.models import (
+from gradlab_contract.live import Event
+from gradlab_contract.models import (
     Study,
     StudyComparison,
     StudyCreate,
     StudyPage,
     StudyTemplate,
 )
+
+from gradlab_client._http import HTTP
+from gradlab_client._stream import follow
+from gradlab_client.errors import Timeout
 from gradlab_client.results import Pager
 
 TemplateList = list[StudyTemplate]  # module-level: inside the class `list` is the method

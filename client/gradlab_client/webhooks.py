@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
+from gradlab_contract.live import Webhook, WebhookDelivery, WebhookEvent
+
 from gradlab_client._http import HTTP
-from gradlab_client.live import Webhook, WebhookDelivery, WebhookEvent
 
 WebhookList = list[Webhook]
 DeliveryList = list[WebhookDelivery]

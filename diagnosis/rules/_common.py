@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradlab_client.spec import RELU_FAMILY, SATURATING_ACTIVATIONS, JobSpec
+from gradlab_contract.spec import RELU_FAMILY, SATURATING_ACTIVATIONS, JobSpec
 
 from diagnosis.findings import num
 

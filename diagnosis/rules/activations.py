@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gradlab_client.spec import RELU_FAMILY, SATURATING_ACTIVATIONS
+from gradlab_contract.spec import RELU_FAMILY, SATURATING_ACTIVATIONS
 
 from diagnosis.findings import Finding, num, pct
 from diagnosis.measure import layer_medians

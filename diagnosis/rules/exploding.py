@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gradlab_client.spec import RELU_FAMILY
+from gradlab_contract.spec import RELU_FAMILY
 
 from diagnosis.findings import Finding, num
 from diagnosis.measure import first_nonfinite, median

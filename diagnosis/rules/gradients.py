@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis.findings import Finding, num
 from diagnosis.measure import median

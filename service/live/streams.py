@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
-from gradlab_client.models import TERMINAL_STATUSES
+from gradlab_contract.models import TERMINAL_STATUSES
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 

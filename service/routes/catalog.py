@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from gradlab_client.catalog import enum_values
-from gradlab_client.models import Catalog, CatalogValue
+from gradlab_contract.catalog import enum_values
+from gradlab_contract.models import Catalog, CatalogValue
 
 from service.deps import CurrentTeam, ServicesDep
 from service.problems import problem_doc

@@ -6,7 +6,7 @@ from pathlib import PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
-from gradlab_client.models import DatasetInfo
+from gradlab_contract.models import DatasetInfo
 
 from service.body_limit import Limit
 from service.deps import CurrentTeam, ServicesDep

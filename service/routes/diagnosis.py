@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from gradlab_client.models import Diagnosis, Job, RemedyRequest
+from gradlab_contract.models import Diagnosis, Job, RemedyRequest
 
 from service.deps import CurrentTeam, JobDep, ServicesDep
 from service.diagnosing import job_diagnosis, remedied_spec

@@ -15,7 +15,7 @@ import anyio
 from celery import Celery
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from gradlab_client.models import Health
+from gradlab_contract.models import Health
 
 from service.deps import ServicesDep
 from store.db import Database

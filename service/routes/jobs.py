@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from gradlab_client.models import Job, JobPage, JobStatus
-from gradlab_client.spec import JobSpec
+from gradlab_contract.models import Job, JobPage, JobStatus
+from gradlab_contract.spec import JobSpec
 
 from service.deps import CurrentTeam, JobDep, ServicesDep, idempotency_key_header
 from service.problems import problem_doc

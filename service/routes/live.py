@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from gradlab_client.live import JobLogPage
+from gradlab_contract.live import JobLogPage
 from sse_starlette import EventSourceResponse
 
 from service.deps import CurrentTeam, JobDep, ServicesDep

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from gradlab_client.models import (
+from gradlab_contract.models import (
     COMPARE_METRICS,
     Study,
     StudyComparison,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from gradlab_client.models import Layer, MetricsResponse, SnapshotKind, SnapshotPage
+from gradlab_contract.models import Layer, MetricsResponse, SnapshotKind, SnapshotPage
 
 from service.deps import JobDep, ServicesDep
 from service.problems import problem_doc

@@ -6,7 +6,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Path, Response
-from gradlab_client.live import Webhook, WebhookCreate, WebhookDelivery
+from gradlab_contract.live import Webhook, WebhookCreate, WebhookDelivery
 
 from service.deps import CurrentTeam, ServicesDep
 from service.errors import InvalidSpec

@@ -14,8 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from gradlab_client.models import RandomSearch, RangeSpace
-from gradlab_client.spec import JobSpec, describe_errors
+from gradlab_contract.models import RandomSearch, RangeSpace
+from gradlab_contract.spec import JobSpec, describe_errors
 from pydantic import ValidationError
 
 from service.errors import InvalidSpec, LimitExceeded

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gradlab_client.models import StudyCreate
-from gradlab_client.spec import JobSpec
+from gradlab_contract.models import StudyCreate
+from gradlab_contract.spec import JobSpec
 
 from service.deps import Services
 from service.errors import InvalidSpec

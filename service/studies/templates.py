@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradlab_client.models import StudyTemplate
+from gradlab_contract.models import StudyTemplate
 
 _TELEMETRY = {"snapshot_every": 50, "bins": 32}
 

@@ -56,7 +56,7 @@ def reference(spec: dict[str, Any]) -> Reference:
 @cache
 def _reference(spec_json: str) -> Reference:
     import torch
-    from gradlab_client.spec import JobSpec
+    from gradlab_contract.spec import JobSpec
 
     from training import train
     from training.types import Snapshot, TrainingCallbacks

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 from sqlalchemy.orm import Session
 
 from store import jobs, leases, teams

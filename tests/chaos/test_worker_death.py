@@ -200,8 +200,8 @@ def test_a_worker_frozen_inside_a_transaction_does_not_keep_its_job(
 
 def _create_unpublished_job(stack: ChaosStack) -> str:
     """A queued job that no Celery worker hears of (only the harness runs it)."""
-    from gradlab_client.shapes import total_steps
-    from gradlab_client.spec import JobSpec
+    from gradlab_contract.shapes import total_steps
+    from gradlab_contract.spec import JobSpec
 
     from store import jobs
 

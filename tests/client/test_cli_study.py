@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from gradlab_client import Client, Conflict, ValidationError
 from gradlab_client._cli_study import comparison_table
-from gradlab_client.models import ComparisonRow, Stat, StudyComparison
+from gradlab_contract.models import ComparisonRow, Stat, StudyComparison
 from sqlalchemy import update
 
 from store import orm

@@ -18,8 +18,8 @@ SERVER_SIDE = ["store", "service", "worker", "training", "diagnosis", "gradlab_s
                "migrations"]
 FORBIDDEN = {"torch", "numpy", "sqlalchemy", "fastapi", "starlette", "celery", "alembic",
              "pandas", "yaml", *SERVER_SIDE}
-MODULES = ["gradlab_client", "gradlab_client.cli", "gradlab_client.shapes",
-           "gradlab_client.catalog"]
+MODULES = ["gradlab_client", "gradlab_client.cli", "gradlab_contract.shapes",
+           "gradlab_contract.catalog"]
 
 pytestmark = pytest.mark.slow
 

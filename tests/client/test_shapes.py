@@ -2,7 +2,7 @@
 
 import pytest
 from gradlab_client import JobSpec
-from gradlab_client.shapes import UploadInfo, estimate
+from gradlab_contract.shapes import UploadInfo, estimate
 
 
 def spec(**parts: object) -> JobSpec:

@@ -4,7 +4,7 @@ from typing import Any, get_args
 
 import pytest
 from gradlab_client import JobSpec, describe_errors
-from gradlab_client.catalog import DESCRIPTIONS, ENUMS, enum_values
+from gradlab_contract.catalog import DESCRIPTIONS, ENUMS, enum_values
 from pydantic import ValidationError
 
 

@@ -129,7 +129,7 @@ def dockerignore_excludes(path: str) -> bool:
 
 
 @pytest.mark.parametrize("path", [
-    "pyproject.toml", "client/pyproject.toml", "client/gradlab_client/spec.py",
+    "pyproject.toml", "client/pyproject.toml", "client/gradlab_contract/spec.py",
     "store/settings.py", "service/app.py", "worker/main.py", "training/loop.py",
     "taskqueue/__init__.py", "gradlab_server/cli.py",
     "migrations/env.py", "deploy/requirements.py", "deploy/healthcheck.py",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import RecordBuilder, RunRecord
 from training import TrainingCallbacks, train

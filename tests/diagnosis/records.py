@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import LayerRecord, RunRecord, Series, SnapshotRecord
 from tests.diagnosis.scenarios import mlp

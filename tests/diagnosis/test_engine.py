@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 import pytest
-from gradlab_client.models import Finding as ApiFinding
+from gradlab_contract.models import Finding as ApiFinding
 
 from diagnosis import (
     CODES,

@@ -9,8 +9,8 @@ import json
 from collections.abc import Callable
 
 import pytest
-from gradlab_client.models import Finding as ApiFinding
-from gradlab_client.spec import JobSpec
+from gradlab_contract.models import Finding as ApiFinding
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import Finding, RunRecord, apply_remedies, diagnose
 from tests.diagnosis.harness import record_run

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from celery import Celery
 from fastapi.testclient import TestClient
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 from httpx import Response
 from sqlalchemy import select, update
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from gradlab_client.models import DatasetInfo
-from gradlab_client.spec import BUILTIN_DATASETS
+from gradlab_contract.models import DatasetInfo
+from gradlab_contract.spec import BUILTIN_DATASETS
 
 from store.db import Database
 from store.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from gradlab_client.models import Diagnosis, Job
+from gradlab_contract.models import Diagnosis, Job
 
 from store import findings, leases, metrics, snapshots
 from store.db import Database

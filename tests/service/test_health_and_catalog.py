@@ -9,8 +9,8 @@ from alembic import command
 from celery import Celery
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from gradlab_client.catalog import ENUMS
-from gradlab_client.models import Catalog
+from gradlab_contract.catalog import ENUMS
+from gradlab_contract.models import Catalog
 
 from service import create_app
 from service.app import SchemaNotAtHead

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from gradlab_client.models import Job, JobPage, Problem
+from gradlab_contract.models import Job, JobPage, Problem
 
 from store.db import Database
 from tests.service.support import BOTH_BACKENDS, PROBLEM_JSON, SPIRAL, JsonDict, count_rows

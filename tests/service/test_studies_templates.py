@@ -3,7 +3,7 @@ worker would train them, show the lecture's effect (shared/design/lecture.md).""
 
 from __future__ import annotations
 
-from gradlab_client.models import StudyCreate
+from gradlab_contract.models import StudyCreate
 
 from service.studies.expand import expand
 from service.studies.submit import resolve_request

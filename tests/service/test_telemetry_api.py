@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from gradlab_client.models import MetricsResponse, SnapshotPage
+from gradlab_contract.models import MetricsResponse, SnapshotPage
 
 from store import leases, metrics, snapshots
 from store.db import Database

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 from sqlalchemy import text
 
 from store import jobs, leases, teams

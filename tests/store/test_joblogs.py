@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from store import joblogs, jobs, teams
 from store.db import Database

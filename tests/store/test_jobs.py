@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import UTC
 
 import pytest
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from store import jobs, leases
 from store.db import Database

@@ -4,7 +4,7 @@ import math
 from collections.abc import Callable
 
 import pytest
-from gradlab_client.models import Histogram, Layer
+from gradlab_contract.models import Histogram, Layer
 
 from store import snapshots
 from store.db import Database

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from store import studies
 from store.db import Database

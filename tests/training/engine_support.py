@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from gradlab_client.shapes import DataKind, DataShape
-from gradlab_client.spec import JobSpec
+from gradlab_contract.shapes import DataKind, DataShape
+from gradlab_contract.spec import JobSpec
 
 from training.data import Dataset
 from training.types import LayerInfo, Snapshot, TrainingCallbacks

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from gradlab_client.shapes import DataKind
-from gradlab_client.spec import AugmentSpec
+from gradlab_contract.shapes import DataKind
+from gradlab_contract.spec import AugmentSpec
 
 from training.augment import Augmenter, make_augmenter
 

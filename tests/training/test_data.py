@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from gradlab_client.shapes import UploadInfo, data_shape
-from gradlab_client.spec import CtrOptions, DataSpec
+from gradlab_contract.shapes import UploadInfo, data_shape
+from gradlab_contract.spec import CtrOptions, DataSpec
 from sklearn.metrics import roc_auc_score
 
 import training.data

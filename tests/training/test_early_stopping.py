@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from engine_support import Recorder, make_spec, tiny_dataset
-from gradlab_client.spec import EarlyStoppingSpec
+from gradlab_contract.spec import EarlyStoppingSpec
 from pydantic import ValidationError
 
 from training import RunResult, train

@@ -8,8 +8,8 @@ from typing import Any, get_args
 
 import pytest
 import torch
-from gradlab_client.shapes import DataShape
-from gradlab_client.spec import (
+from gradlab_contract.shapes import DataShape
+from gradlab_contract.spec import (
     InitSpec,
     ModelSpec,
     OptimizerSpec,

@@ -7,8 +7,8 @@ from typing import Any, get_args
 
 import pytest
 import torch
-from gradlab_client.shapes import DataShape, plan_layers
-from gradlab_client.spec import Activation, ModelSpec
+from gradlab_contract.shapes import DataShape, plan_layers
+from gradlab_contract.spec import Activation, ModelSpec
 from torch import nn
 
 from training.model import Maxout, Network, SeededDropout, build_model

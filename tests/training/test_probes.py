@@ -186,8 +186,8 @@ def test_a_healthy_snapshot_copies_to_the_host_once_or_never(
 
 
 def test_recorder_hooks_only_inside_its_block() -> None:
-    from gradlab_client.shapes import DataShape
-    from gradlab_client.spec import ModelSpec
+    from gradlab_contract.shapes import DataShape
+    from gradlab_contract.spec import ModelSpec
 
     model = build_model(ModelSpec(hidden=[5, 4]), DataShape("vector", (3,), 2, 4, 2))
     layers: list[ProbedLayer] = model.layers()

@@ -8,7 +8,7 @@ from typing import Any, get_args
 import pytest
 import torch
 from engine_support import Recorder, make_spec, tiny_dataset
-from gradlab_client.spec import Activation, InitScheme, OptimizerName, ScheduleName
+from gradlab_contract.spec import Activation, InitScheme, OptimizerName, ScheduleName
 
 from training import RunResult, train
 

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 import numpy as np
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from store import findings, leases, metrics, snapshots
 from store import jobs as store_jobs

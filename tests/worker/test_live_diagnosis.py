@@ -9,8 +9,8 @@ import math
 from typing import Any
 
 import pytest
-from gradlab_client.shapes import total_steps
-from gradlab_client.spec import JobSpec
+from gradlab_contract.shapes import total_steps
+from gradlab_contract.spec import JobSpec
 
 from diagnosis import Finding
 from store import findings, jobs, teams

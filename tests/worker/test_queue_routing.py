@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 import redis
 from celery import Celery
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from store import jobs, leases, orm, studies, teams
 from store.db import Database

@@ -4,7 +4,7 @@ receiver's own verification accepts, retries with backoff, and the outbox on bot
 from __future__ import annotations
 
 import pytest
-from gradlab_client.spec import JobSpec
+from gradlab_contract.spec import JobSpec
 
 from store import jobs, leases, teams, webhooks
 from store.db import Database

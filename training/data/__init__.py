@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from gradlab_client.shapes import DataShape, UploadInfo, data_shape
-from gradlab_client.spec import DataSpec
+from gradlab_contract.shapes import DataShape, UploadInfo, data_shape
+from gradlab_contract.spec import DataSpec
 
 from training.data import cifar10, ctr, digits, mnist1d, spiral, upload
 from training.data._arrays import Pool, Split, normalize, seeded_split

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from gradlab_client.shapes import split
-from gradlab_client.spec import Normalize
+from gradlab_contract.shapes import split
+from gradlab_contract.spec import Normalize
 
 # Below this spread a feature is treated as constant: dividing by it would only amplify noise.
 _MIN_SPREAD = 1e-7

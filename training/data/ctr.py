@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from gradlab_client.spec import CtrOptions
+from gradlab_contract.spec import CtrOptions
 
 from training.data._arrays import Pool, rng_for
 

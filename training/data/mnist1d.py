@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from gradlab_client.spec import Mnist1dOptions
+from gradlab_contract.spec import Mnist1dOptions
 
 from training.data._arrays import Split, rng_for
 

@@ -4,7 +4,7 @@ one arm per class, not linearly separable, so a linear model fails and a small M
 from __future__ import annotations
 
 import numpy as np
-from gradlab_client.spec import SpiralOptions
+from gradlab_contract.spec import SpiralOptions
 
 from training.data._arrays import Pool, rng_for
 

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from gradlab_client.shapes import UploadInfo
+from gradlab_contract.shapes import UploadInfo
 
 from training.data._arrays import Pool, Split
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from gradlab_client.spec import RELU_FAMILY
+from gradlab_contract.spec import RELU_FAMILY
 
 from training.probes.readout import MOMENTS, QUANTILE_SAMPLE, Reductions, sample_positions
 from training.probes.tensors import UNIT_STD_EXAMPLES, ProbeTensor

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from gradlab_client.spec import RELU_FAMILY
+from gradlab_contract.spec import RELU_FAMILY
 
 from training.probes.readout import Reductions, sample_positions
 from training.probes.tensors import UNIT_STD_EXAMPLES, ProbeInfo, ProbeTensor

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gradlab_client.models import Progress
+from gradlab_contract.models import Progress
 
 WebhookEvent = Literal["job.finished", "job.finding", "study.finished"]
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gradlab_client.spec import FieldError, JobSpec
+from gradlab_contract.spec import FieldError, JobSpec
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "diverged"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "diverged"})

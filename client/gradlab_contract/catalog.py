@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from gradlab_client.spec import (
+from gradlab_contract.spec import (
     Activation,
     BuiltinDataset,
     Device,

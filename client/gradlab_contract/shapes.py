@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gradlab_client.spec import AugmentSpec, DataSpec, JobSpec, ModelSpec
+from gradlab_contract.spec import AugmentSpec, DataSpec, JobSpec, ModelSpec
 
 DataKind = Literal["vector", "sequence", "image", "categorical"]
 

@@ -233,7 +233,7 @@ class RegularizationSpec(_Strict):
 def _check_stop_on(codes: list[str]) -> None:
     if not codes:  # the default; also what the module's own defaults build while it loads
         return
-    from gradlab_client.models import FINDING_CODES  # models imports this module
+    from gradlab_contract.models import FINDING_CODES  # models imports this module
 
     for index, code in enumerate(codes):
         if code not in FINDING_CODES:
