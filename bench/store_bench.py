@@ -22,7 +22,7 @@ import psycopg
 from gradlab_contract.spec import JobSpec
 from sqlalchemy import make_url
 
-from store import jobs, leases, metrics, migrate, teams
+from store import jobs, leases, migrate, series, teams
 from store.db import Database
 from store.settings import Settings
 
@@ -62,7 +62,7 @@ def _ingest(database: Database, job_id: str, rows: int, batch: int) -> float:
     started = time.perf_counter()
     for offset in range(0, rows, batch):
         with database.transaction() as session:
-            metrics.write_metrics(
+            series.write_metrics(
                 session, job_id=job_id, attempt=1, rows=values[offset : offset + batch]
             )
     return rows / (time.perf_counter() - started)
@@ -87,13 +87,13 @@ def run(database: Database, url: str) -> None:
     for offset in range(0, STEPS, 5000):
         batch = rows[offset : offset + 5000]
         with database.transaction() as session:
-            metrics.write_metrics(session, job_id=read_job, attempt=1, rows=batch)
+            series.write_metrics(session, job_id=read_job, attempt=1, rows=batch)
     _vacuum(url)
 
     def query(max_points: int) -> Callable[[], object]:
         def once() -> object:
             with database.read() as session:
-                return metrics.query_series(
+                return series.query_series(
                     session, job_id=read_job, names=["loss"], max_points=max_points
                 )
         return once

@@ -47,7 +47,9 @@ def set_path(document: dict[str, Any], path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
     node = document
     for part in parents:
-        child = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an optional section left null (model.resnet)
+            node[part] = {}
+        child = node[part]
         if not isinstance(child, dict):
             raise RemedyError(f"{path}: {part} is not a section of the spec")
         node = child

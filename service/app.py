@@ -14,18 +14,18 @@ from typing import Any
 from celery import Celery
 from fastapi import FastAPI
 
-from service.body_limit import BodyLimit, Limit
 from service.deps import Services
-from service.links import document_links
-from service.live.streams import StreamSlots
-from service.metrics import install_metrics
-from service.nul_guard import NulGuard
-from service.problems import (
+from service.http.body_limit import BodyLimit, Limit
+from service.http.nul_guard import NulGuard
+from service.http.problems import (
     document_common_problems,
     document_problem_media_type,
     install_handlers,
 )
-from service.ratelimit import make_limiter
+from service.http.prometheus import install_metrics
+from service.http.ratelimit import make_limiter
+from service.links import document_links
+from service.live.streams import StreamSlots
 from service.routes import (
     catalog,
     datasets,

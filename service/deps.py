@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gradlab_contract.models import Job
 
 from service.errors import RateLimited, Unauthorized
-from service.ratelimit import RateLimiter, retry_after_header
+from service.http.ratelimit import RateLimiter, retry_after_header
 from store import jobs, teams
 from store.db import Database
 from store.settings import Settings
@@ -37,7 +37,7 @@ class Services:
     settings: Settings
     db: Database
     celery: Celery
-    limiter: RateLimiter  # requests per API key (service.ratelimit)
+    limiter: RateLimiter  # requests per API key (service.http.ratelimit)
 
 
 def get_services(request: Request) -> Services:

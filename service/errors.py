@@ -1,63 +1,52 @@
-"""Errors the service raises itself, beside the store's domain errors (store.errors).
+"""The domain errors only the service raises, below the store's base (store.errors.DomainError).
 
-Both carry a stable ``code`` and an HTTP status, and both become problem details in
-service.problems; routes raise, they never build error responses::
+Like the store's, each carries a stable ``code`` and no HTTP status: service/http/problems.py
+maps every DomainError to its status in one handler; routes raise, they never build responses::
 
-    ApiError                 base
-    ├── Unauthorized    401  unauthorized      no key, or a key that matches no team
-    ├── InvalidSpec     422  invalid_spec      a well-typed spec that cannot be built here (a
-    │                                          conv stack that shrinks the input to nothing, an
-    │                                          upload the team does not have)
-    ├── LimitExceeded   422  limit_exceeded    the spec is valid but over a resource cap
-    ├── InvalidUpload   422  invalid_upload    an uploaded file that is not a usable .npz
-    ├── PayloadTooLarge 413  payload_too_large an upload over settings.max_upload_bytes
-    └── RateLimited     429  rate_limited      the key made more than settings.rate_limit_per_minute
-                                               requests in a minute; `retry_after` seconds
+    DomainError (store.errors)
+    ├── Unauthorized     unauthorized       no key, or a key that matches no team
+    ├── InvalidRequest   invalid_request    a request no route can read (a NUL character)
+    ├── InvalidSpec      invalid_spec       a well-typed spec that cannot be built here (a conv
+    │                                       stack that shrinks the input to nothing, an upload
+    │                                       the team does not have)
+    ├── LimitExceeded    limit_exceeded     the spec is valid but over a resource cap
+    ├── InvalidUpload    invalid_upload     an uploaded file that is not a usable .npz
+    ├── PayloadTooLarge  payload_too_large  a body over its size limit
+    └── RateLimited      rate_limited       the key made more than settings.rate_limit_per_minute
+                                            requests in a minute; `retry_after` seconds
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from store.errors import DomainError
 
 
-class ApiError(Exception):
-    code: ClassVar[str] = "error"
-    status: ClassVar[int] = 400
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class Unauthorized(ApiError):
+class Unauthorized(DomainError):
     code = "unauthorized"
-    status = 401
 
 
-class InvalidSpec(ApiError):
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+
+
+class InvalidSpec(DomainError):
     code = "invalid_spec"
-    status = 422
 
 
-class LimitExceeded(ApiError):
+class LimitExceeded(DomainError):
     code = "limit_exceeded"
-    status = 422
 
 
-class InvalidUpload(ApiError):
+class InvalidUpload(DomainError):
     code = "invalid_upload"
-    status = 422
 
 
-class PayloadTooLarge(ApiError):
+class PayloadTooLarge(DomainError):
     code = "payload_too_large"
-    status = 413
 
 
-class RateLimited(ApiError):
+class RateLimited(DomainError):
     code = "rate_limited"
-    status = 429
 
     def __init__(self, message: str, *, retry_after: str) -> None:
         super().__init__(message)

@@ -47,4 +47,4 @@ def _check(value: int, limit: int, field: str, subject: str, unit: str = "") -> 
 def _largest_layer_field(result: Estimate) -> str:
     """The spec field behind the layer holding the most parameters: the one to shrink."""
     largest = max(result.layers, key=lambda layer: layer.parameters)
-    return LAYER_FIELDS.get(largest.type, "model.hidden")
+    return largest.field or LAYER_FIELDS.get(largest.type, "model.hidden")

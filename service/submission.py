@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from typing import Any
 
 from gradlab_contract.shapes import UploadInfo
@@ -22,9 +21,7 @@ from store import datasets, jobs
 from store.errors import NotFound
 from store.jobs import CreatedJob
 from store.teams import Team
-from taskqueue import publish_job
-
-log = logging.getLogger(__name__)
+from taskqueue import publish_or_reconcile
 
 
 def submit_job(
@@ -47,7 +44,7 @@ def submit_job(
             max_queued=settings.max_queued_jobs_per_team, parent_id=parent_id,
         )
     if created.created:
-        _publish(services, created.job.id)
+        publish_or_reconcile(services.celery, services.settings, created.job.id, study_id=None)
     return created
 
 
@@ -77,10 +74,3 @@ def fingerprint(document: Any) -> str:
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
-
-def _publish(services: Services, job_id: str) -> None:
-    try:
-        publish_job(services.celery, services.settings, job_id, study_id=None)
-    except Exception:
-        # The job is committed as queued; the reconciler re-publishes what the broker lost.
-        log.warning("could not publish job %s; the reconciler will retry", job_id, exc_info=True)

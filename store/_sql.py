@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, select
+from gradlab_contract.models import JobStatus
+from sqlalchemy import ColumnElement, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store import orm
-from store.errors import NotFound, StaleAttempt
+from store import events, orm
+from store.errors import Conflict, NotFound, StaleAttempt
 
 
 def dialect_of(session: Session) -> str:
@@ -32,7 +34,7 @@ def fence(session: Session, *, job_id: str, attempt: int) -> None:
     row = session.execute(query).one_or_none()
     if row is None:
         raise NotFound(f"job {job_id} not found")
-    if row.attempt != attempt or row.status != "running":
+    if row.attempt != attempt or row.status != JobStatus.RUNNING:
         raise StaleAttempt(
             f"job {job_id} is {row.status} at attempt {row.attempt}; "
             f"attempt {attempt} is fenced out"
@@ -58,3 +60,52 @@ def upsert_newer_attempt(
         index_elements=list(keys), set_=updates, where=table.c.attempt < stmt.excluded.attempt
     )
     session.execute(stmt, list(rows))
+
+
+Keyed = TypeVar("Keyed", orm.Job, orm.Study)
+
+
+def find_replay(
+    session: Session, model: type[Keyed], *, team_id: str, key: str, request_hash: str | None
+) -> Keyed | None:
+    """The row an earlier request with this Idempotency-Key made (None: no such request); the
+    same key with another request body raises Conflict."""
+    query = select(model).where(model.team_id == team_id, model.idempotency_key == key)
+    row = session.scalars(query).one_or_none()
+    if row is not None and row.request_hash != request_hash:
+        raise Conflict(
+            "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
+        )
+    return row
+
+
+def insert_once(session: Session, row: Keyed) -> Keyed:
+    """Insert `row`, or return the row a racing request with the same Idempotency-Key inserted
+    first: the unique (team_id, idempotency_key) refuses the second insert, which then reads the
+    first (Conflict if the bodies differ). Without a key an IntegrityError is raised as it is."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        if row.idempotency_key is None:
+            raise
+        first = find_replay(session, type(row), team_id=row.team_id, key=row.idempotency_key,
+                            request_hash=row.request_hash)
+        if first is None:
+            raise
+        return first
+    return row
+
+
+def cancel_jobs(session: Session, *where: ColumnElement[bool]) -> None:
+    """Cancel the jobs `where` selects: a queued one at once, a running one by the cooperative
+    flag its worker reads with each lease renewal; a finished one is left as it is."""
+    jobs = update(orm.Job).where(*where)
+    cancelled = session.scalars(
+        jobs.where(orm.Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=orm.utcnow())
+        .returning(orm.Job.id).execution_options(synchronize_session=False)).all()
+    for job_id in cancelled:  # each ending is an event (streams, webhooks)
+        events.status_changed(session, job_id=job_id)
+    session.execute(jobs.where(orm.Job.status == JobStatus.RUNNING).values(cancel_requested=True))
+    session.flush()

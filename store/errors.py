@@ -1,17 +1,19 @@
-"""The store's domain errors: what can go wrong, in words the API and the worker act on.
+"""gradlab's domain errors: what can go wrong, in words the API and the worker act on.
 
 Every error carries a stable ``code`` (part of the API contract: it becomes the problem
-details' ``code``) and the HTTP status it means, so the service maps all of them in one handler::
+details' ``code``), a message and, where one is to blame, the offending ``field``. They know
+nothing of HTTP: the service's one handler (service/http/problems.py) gives each its status.
+The store raises these; the service adds its own below the same base (service/errors.py)::
 
-    StoreError                      base; never raised itself
-    ├── NotFound        404  not_found       no such row, or it belongs to another team
-    ├── Conflict        409  conflict        the request contradicts stored state (an idempotency
-    │                                        key reused with a different body, a duplicate name)
-    ├── StaleAttempt    409  stale_attempt   a worker write fenced out: its attempt is no longer
-    │                                        the job's current one, or the job is not running
-    ├── QuotaExceeded   429  quota_exceeded  a team limit (queued or running jobs) is reached
-    ├── Unavailable     503  unavailable     the database cannot be reached or is locked; retry
-    └── InvalidInput    422  invalid_input   a malformed argument (a cursor, a range); names `field`
+    DomainError                    base; never raised itself
+    ├── NotFound      not_found      no such row, or it belongs to another team
+    ├── Conflict      conflict       the request contradicts stored state (an idempotency key
+    │                                reused with a different body, a duplicate name)
+    ├── StaleAttempt  stale_attempt  a worker write fenced out: its attempt is no longer the
+    │                                job's current one, or the job is not running
+    ├── QuotaExceeded quota_exceeded a team limit (queued or running jobs) is reached
+    ├── Unavailable   unavailable    the database cannot be reached or is locked; retry
+    └── InvalidInput  invalid_input  a malformed argument (a cursor, a range); names `field`
 
 The worker treats StaleAttempt as "stop now, another attempt owns this job", and Unavailable as
 "retry later"; everything else is a bug or a client mistake.
@@ -22,9 +24,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 
-class StoreError(Exception):
-    code: ClassVar[str] = "store_error"
-    status: ClassVar[int] = 500
+class DomainError(Exception):
+    code: ClassVar[str] = "error"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -32,34 +33,28 @@ class StoreError(Exception):
         self.field = field
 
 
-class NotFound(StoreError):
+class NotFound(DomainError):
     code = "not_found"
-    status = 404
 
 
-class Conflict(StoreError):
+class Conflict(DomainError):
     code = "conflict"
-    status = 409
 
 
-class StaleAttempt(StoreError):
+class StaleAttempt(DomainError):
     code = "stale_attempt"
-    status = 409
 
 
-class QuotaExceeded(StoreError):
+class QuotaExceeded(DomainError):
     code = "quota_exceeded"
-    status = 429
 
 
-class Unavailable(StoreError):
+class Unavailable(DomainError):
     code = "unavailable"
-    status = 503
 
 
-class InvalidInput(StoreError):
+class InvalidInput(DomainError):
     code = "invalid_input"
-    status = 422
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message, field=field)

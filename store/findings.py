@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from store import events, metrics, orm, snapshots
+from store import events, orm, series, snapshots
 from store._codec import json_safe
 from store._sql import fence
 from store.errors import InvalidInput
@@ -108,7 +108,7 @@ def read_telemetry(
     return RunTelemetry(
         layers=snapshots.list_layers(session, job_id=job_id),
         snapshots=stats,
-        series=metrics.query_series(session, job_id=job_id, max_points=max_points),
+        series=series.query_series(session, job_id=job_id, max_points=max_points),
     )
 
 

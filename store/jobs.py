@@ -12,15 +12,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from gradlab_contract.models import Job, JobPage
+from gradlab_contract.models import ACTIVE_STATUSES, Job, JobPage, JobStatus
 from gradlab_contract.spec import JobSpec
 from sqlalchemy import ColumnElement, func, select, tuple_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import events, orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
-from store.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from store._sql import cancel_jobs, find_replay, insert_once
+from store.errors import InvalidInput, NotFound, QuotaExceeded
 
 MAX_PAGE = 500
 
@@ -71,9 +71,10 @@ def create_job(
     last slot (see reserve_queued).
     """
     if idempotency_key is not None:
-        existing = _replay(session, team_id, idempotency_key, request_hash)
+        existing = find_replay(session, orm.Job, team_id=team_id, key=idempotency_key,
+                               request_hash=request_hash)
         if existing is not None:
-            return CreatedJob(existing, created=False)
+            return CreatedJob(_to_job(existing), created=False)
     if max_queued is not None:
         reserve_queued(session, team_id=team_id, max_queued=max_queued)
     if parent_id is not None:
@@ -83,30 +84,10 @@ def create_job(
         total_steps=total_steps, idempotency_key=idempotency_key, request_hash=request_hash,
         parent_id=parent_id,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        replayed = _replay(session, team_id, idempotency_key, request_hash)
-        if replayed is None:
-            raise
-        return CreatedJob(replayed, created=False)
-    events.status_changed(session, job_id=row.id)
-    return CreatedJob(_to_job(row), created=True)
-
-
-def _replay(session: Session, team_id: str, key: str, request_hash: str | None) -> Job | None:
-    query = select(orm.Job).where(orm.Job.team_id == team_id, orm.Job.idempotency_key == key)
-    row = session.scalars(query).one_or_none()
-    if row is None:
-        return None
-    if row.request_hash != request_hash:
-        raise Conflict(
-            "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
-        )
-    return _to_job(row)
+    stored = insert_once(session, row)
+    if stored is row:
+        events.status_changed(session, job_id=row.id)
+    return CreatedJob(_to_job(stored), created=stored is row)
 
 
 def get_job(session: Session, *, team_id: str, job_id: str) -> Job:
@@ -169,20 +150,15 @@ def _parse_time(text: str) -> datetime:
 def request_cancel(session: Session, *, team_id: str, job_id: str) -> Job:
     """Cancel a queued job now, flag a running one, leave a finished one as it is."""
     row = _team_row(session, team_id, job_id, lock=True)
-    if row.status == "queued":
-        row.status, row.cancel_requested, row.finished_at = "cancelled", True, orm.utcnow()
-        session.flush()
-        events.status_changed(session, job_id=job_id)
-    elif row.status == "running":
-        row.cancel_requested = True
-    session.flush()
+    cancel_jobs(session, orm.Job.id == row.id)
+    session.refresh(row)
     return _to_job(row)
 
 
 def count_by_status(session: Session) -> dict[str, int]:
     """Jobs per status over all teams (for /metrics); every status is present."""
     query = select(orm.Job.status, func.count()).group_by(orm.Job.status)
-    counts = {status: 0 for status in orm.JOB_STATUSES}
+    counts: dict[str, int] = dict.fromkeys(JobStatus, 0)
     counts.update({status: count for status, count in session.execute(query)})
     return counts
 
@@ -192,7 +168,7 @@ def oldest_queued_created_at(session: Session) -> datetime | None:
 
     created_at, not enqueued_at: the reconciler renews enqueued_at each time it re-sends an id,
     which would hide how long the job has really waited."""
-    query = select(func.min(orm.Job.created_at)).where(orm.Job.status == "queued")
+    query = select(func.min(orm.Job.created_at)).where(orm.Job.status == JobStatus.QUEUED)
     return session.execute(query).scalar_one_or_none()
 
 
@@ -200,11 +176,12 @@ def team_counts(session: Session, *, team_id: str) -> TeamCounts:
     """The team's queued and running jobs, for its quotas."""
     query = (
         select(orm.Job.status, func.count())
-        .where(orm.Job.team_id == team_id, orm.Job.status.in_(("queued", "running")))
+        .where(orm.Job.team_id == team_id, orm.Job.status.in_(ACTIVE_STATUSES))
         .group_by(orm.Job.status)
     )
     counts = dict(session.execute(query).all())
-    return TeamCounts(queued=counts.get("queued", 0), running=counts.get("running", 0))
+    return TeamCounts(queued=counts.get(JobStatus.QUEUED, 0),
+                      running=counts.get(JobStatus.RUNNING, 0))
 
 
 def lock_team(session: Session, *, team_id: str) -> None:
@@ -230,8 +207,8 @@ def reserve_queued(
     study jobs (`studies`) have quotas of their own, so a study does not use up the other."""
     lock_team(session, team_id=team_id)
     of_studies = orm.Job.study_id.is_not(None) if studies else orm.Job.study_id.is_(None)
-    query = select(func.count()).where(orm.Job.team_id == team_id, orm.Job.status == "queued",
-                                       of_studies)
+    query = select(func.count()).where(orm.Job.team_id == team_id,
+                                       orm.Job.status == JobStatus.QUEUED, of_studies)
     queued = session.execute(query).scalar_one()
     if queued + adding > max_queued:
         kind = "study jobs" if studies else "jobs"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from gradlab_contract.models import TERMINAL_STATUSES
+from gradlab_contract.models import TERMINAL_STATUSES, JobStatus
 from gradlab_contract.spec import JobSpec
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
@@ -100,9 +100,9 @@ def claim_job(
     now = _now(now)
     stmt = (
         update(orm.Job)
-        .where(orm.Job.id == job_id, orm.Job.status == "queued")
+        .where(orm.Job.id == job_id, orm.Job.status == JobStatus.QUEUED)
         .values(
-            status="running", attempt=orm.Job.attempt + 1, worker=worker, device=device,
+            status=JobStatus.RUNNING, attempt=orm.Job.attempt + 1, worker=worker, device=device,
             lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
             # The first attempt's start; a retry keeps it, so durations count the lost time.
             started_at=func.coalesce(orm.Job.started_at, literal(now, orm.UTCDateTime())),
@@ -118,7 +118,7 @@ def claim_job(
 
 def _check_running_quota(session: Session, *, job_id: str, max_running: int) -> None:
     team_id = session.scalar(
-        select(orm.Job.team_id).where(orm.Job.id == job_id, orm.Job.status == "queued")
+        select(orm.Job.team_id).where(orm.Job.id == job_id, orm.Job.status == JobStatus.QUEUED)
     )
     if team_id is None:
         return  # not claimable anyway: the claim's UPDATE answers None
@@ -206,7 +206,9 @@ def release_job(
     now = _now(now)
     cancelled = orm.Job.cancel_requested.is_(True)
     values: dict[str, Any] = {
-        "status": case((cancelled, literal("cancelled")), else_=literal("queued")),
+        # .value: literal() would infer an SQL Enum from the member and bind its name.
+        "status": case((cancelled, literal(JobStatus.CANCELLED.value)),
+                       else_=literal(JobStatus.QUEUED.value)),
         "finished_at": case((cancelled, literal(now, orm.UTCDateTime())), else_=None),
         "worker": None, "lease_expires_at": None, "heartbeat_at": None, "enqueued_at": now,
     }
@@ -223,7 +225,8 @@ def _fenced_update(
     """One UPDATE guarded by (id, attempt, running); no row means the attempt was fenced out."""
     stmt = (
         update(orm.Job)
-        .where(orm.Job.id == job_id, orm.Job.attempt == attempt, orm.Job.status == "running")
+        .where(orm.Job.id == job_id, orm.Job.attempt == attempt,
+               orm.Job.status == JobStatus.RUNNING)
         .values(values)
         .returning(returned)
         .execution_options(synchronize_session=False)
@@ -241,7 +244,7 @@ def expired_jobs(
     """Running jobs whose lease ran out (their worker is presumed dead), oldest lease first."""
     query = (
         select(orm.Job.id, orm.Job.attempt, orm.Job.study_id)
-        .where(orm.Job.status == "running", orm.Job.lease_expires_at < _now(now))
+        .where(orm.Job.status == JobStatus.RUNNING, orm.Job.lease_expires_at < _now(now))
         .order_by(orm.Job.lease_expires_at)
         .limit(limit)
     )
@@ -269,21 +272,21 @@ def retry_or_fail(
     row = session.scalars(query).one_or_none()
     if (
         row is None
-        or row.status != "running"
+        or row.status != JobStatus.RUNNING
         or row.attempt != expected_attempt
         or (row.lease_expires_at is not None and row.lease_expires_at >= now)
     ):
         return "skipped"
     row.lease_expires_at, row.heartbeat_at = None, None
     if row.cancel_requested:
-        row.status, row.finished_at = "cancelled", now
+        row.status, row.finished_at = JobStatus.CANCELLED, now
         outcome: RetryOutcome = "cancelled"
     elif row.attempt >= max_attempts:
-        row.status, row.finished_at = "failed", now
+        row.status, row.finished_at = JobStatus.FAILED, now
         row.error = f"worker lost {row.attempt} times"
         outcome = "failed"
     else:
-        row.status, row.worker, row.enqueued_at = "queued", None, now
+        row.status, row.worker, row.enqueued_at = JobStatus.QUEUED, None, now
         outcome = "requeued"
     session.flush()
     events.status_changed(session, job_id=job_id)
@@ -298,7 +301,7 @@ def queued_jobs_older_than(
     cutoff = _now(now) - timedelta(seconds=seconds)
     query = (
         select(orm.Job.id, orm.Job.study_id)
-        .where(orm.Job.status == "queued", orm.Job.enqueued_at < cutoff)
+        .where(orm.Job.status == JobStatus.QUEUED, orm.Job.enqueued_at < cutoff)
         .order_by(orm.Job.enqueued_at)
         .limit(limit)
     )
@@ -309,7 +312,7 @@ def mark_enqueued(session: Session, *, job_ids: list[str], now: datetime | None 
     if job_ids:
         stmt = (
             update(orm.Job)
-            .where(orm.Job.id.in_(job_ids), orm.Job.status == "queued")
+            .where(orm.Job.id.in_(job_ids), orm.Job.status == JobStatus.QUEUED)
             .values(enqueued_at=_now(now))
             .execution_options(synchronize_session=False)
         )

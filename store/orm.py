@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from gradlab_contract.models import JobStatus
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -41,7 +42,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "diverged")
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
@@ -103,7 +103,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("team_id", "idempotency_key"),
-        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        # The contract's statuses; the text is the migration's: ('queued', 'running', ...).
+        CheckConstraint(f"status IN {tuple(s.value for s in JobStatus)!r}", name="status"),
         # The team's job list, newest first, is a keyset scan of this index.
         Index(None, "team_id", "created_at", "id"),
         # The reaper's and the reconciler's scans.
@@ -113,7 +114,7 @@ class Job(Base):
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"))
     name: Mapped[str | None] = mapped_column(String(100))
     spec: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     attempt: Mapped[int] = mapped_column(default=0)  # 0 until the first claim
     lease_expires_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]

@@ -1,13 +1,12 @@
 """Per-layer distribution snapshots and the model's layer table: fenced, idempotent writes and
 keyset-paged reads.
 
-Writers may hand over the training core's dataclasses (training.types.Snapshot, LayerInfo),
-the API models, or plain dicts of the same fields; the store does not import the training core.
+Writers hand over the contract's records (Snapshot, Layer: what the training core reports) or
+plain dicts of the same fields; either is validated before anything is written.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,8 +26,6 @@ _ORDER = (orm.Snapshot.step, orm.Snapshot.kind, orm.Snapshot.depth, orm.Snapshot
 
 
 def _as_dict(item: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
     if isinstance(item, BaseModel):
         return item.model_dump()
     if isinstance(item, Mapping):

@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from gradlab_contract.models import Study, StudyPage
+from gradlab_contract.models import JobStatus, Study, StudyPage
 from gradlab_contract.spec import JobSpec
-from sqlalchemy import ColumnElement, func, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from store import events, orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
-from store.errors import Conflict, NotFound
+from store._sql import cancel_jobs, find_replay, insert_once
+from store.errors import NotFound
 from store.jobs import _parse_time, reserve_queued
 
 MAX_PAGE = 200
@@ -62,24 +62,19 @@ def create_study(
     up); instead max_queued bounds the team's queued study jobs, old and new together. A replay
     is never refused by it."""
     if idempotency_key is not None:
-        existing = _replay(session, team_id, idempotency_key, request_hash)
+        existing = find_replay(session, orm.Study, team_id=team_id, key=idempotency_key,
+                               request_hash=request_hash)
         if existing is not None:
-            return existing
+            return _replayed(session, existing)
     if max_queued is not None:
         reserve_queued(session, team_id=team_id, max_queued=max_queued, adding=len(runs),
                        studies=True)
     study = orm.Study(team_id=team_id, name=name, template=template, request=json_safe(request),
                       varied=varied, variants=json_safe(variants), runs=[],
                       idempotency_key=idempotency_key, request_hash=request_hash)
-    try:
-        with session.begin_nested():
-            session.add(study)
-    except IntegrityError:
-        replayed = (_replay(session, team_id, idempotency_key, request_hash)
-                    if idempotency_key is not None else None)
-        if replayed is None:
-            raise
-        return replayed
+    stored = insert_once(session, study)
+    if stored is not study:
+        return _replayed(session, stored)
     jobs = [orm.Job(team_id=team_id, name=run.spec.name or name, study_id=study.id,
                     spec=json_safe(run.spec.model_dump(mode="json")),
                     total_steps=run.total_steps) for run in runs]
@@ -90,20 +85,12 @@ def create_study(
     session.flush()
     for job in jobs:
         events.status_changed(session, job_id=job.id)
-    return CreatedStudy(_to_study(study, {"queued": len(jobs)}), [job.id for job in jobs], True)
+    return CreatedStudy(_to_study(study, {JobStatus.QUEUED: len(jobs)}),
+                        [job.id for job in jobs], True)
 
 
-def _replay(
-    session: Session, team_id: str, key: str, request_hash: str | None
-) -> CreatedStudy | None:
-    query = select(orm.Study).where(orm.Study.team_id == team_id,
-                                    orm.Study.idempotency_key == key)
-    row = session.scalars(query).one_or_none()
-    if row is None:
-        return None
-    if row.request_hash != request_hash:
-        raise Conflict("this Idempotency-Key was used with a different request body",
-                       field="Idempotency-Key")
+def _replayed(session: Session, row: orm.Study) -> CreatedStudy:
+    """An earlier request's study: its jobs were published by that request."""
     return CreatedStudy(_to_study(row, _counts(session, [row.id])[row.id]), [], False)
 
 
@@ -165,14 +152,5 @@ def list_studies(
 def cancel_study(session: Session, *, team_id: str, study_id: str) -> Study:
     """Cancel the queued jobs now and flag the running ones (their workers stop them)."""
     row = _team_row(session, team_id, study_id)
-    mine = (orm.Job.study_id == row.id, orm.Job.team_id == team_id)
-    cancelled = session.scalars(
-        update(orm.Job).where(*mine, orm.Job.status == "queued")
-        .values(status="cancelled", cancel_requested=True, finished_at=orm.utcnow())
-        .returning(orm.Job.id).execution_options(synchronize_session=False)).all()
-    for job_id in cancelled:
-        events.status_changed(session, job_id=job_id)
-    session.execute(update(orm.Job).where(*mine, orm.Job.status == "running")
-                    .values(cancel_requested=True))
-    session.flush()
+    cancel_jobs(session, orm.Job.study_id == row.id, orm.Job.team_id == team_id)
     return _to_study(row, _counts(session, [row.id])[row.id])

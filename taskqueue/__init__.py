@@ -8,6 +8,7 @@ its worker is found by the reaper through its expired lease instead.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -67,3 +68,19 @@ def publish_job(app: Celery, queues: QueueNames, job_id: str, *, study_id: str |
     this, so a job is routed the same way each time it is sent. (The over-quota retry of
     worker/tasks.py is Celery's: it goes back to the queue its message came from.)"""
     app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue_for(queues, study_id=study_id))
+
+
+def publish_or_reconcile(
+    app: Celery, queues: QueueNames, job_id: str, *, study_id: str | None
+) -> bool:
+    """publish_job for a job already committed as queued, which is all a caller needs: a publish
+    that fails is logged, not raised, because the reconciler (worker/reaper.py) sends again every
+    job queued in the database that the broker does not have. True when it was sent."""
+    try:
+        publish_job(app, queues, job_id, study_id=study_id)
+    except Exception:
+        logging.getLogger(__name__).warning(
+            "could not send job %s to the broker; the reconciler will", job_id, exc_info=True
+        )
+        return False
+    return True

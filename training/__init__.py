@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from training.types import LayerInfo, RunResult, Snapshot, TrainingCallbacks
+from training.types import RunResult, TrainingCallbacks
 
 if TYPE_CHECKING:
     from training.loop import train
 
-__all__ = ["LayerInfo", "RunResult", "Snapshot", "TrainingCallbacks", "train"]
+__all__ = ["RunResult", "TrainingCallbacks", "train"]
 
 
 def __getattr__(name: str) -> Any:

@@ -27,11 +27,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from gradlab_contract.models import Layer, Snapshot
 from gradlab_contract.spec import JobSpec
 from pydantic import ValidationError
 
 from training.loop import train
-from training.types import LayerInfo, RunResult, Snapshot, TrainingCallbacks
+from training.types import RunResult, TrainingCallbacks
 
 EXIT_CODES = {"succeeded": 0, "diverged": 3, "stopped": 130}
 
@@ -97,7 +98,7 @@ class _Recorder:
         self._bar = sys.stderr.isatty()
         self._drawn_at = 0.0
         self._loss: float | None = None
-        self.layer_infos: list[LayerInfo] = []
+        self.layer_infos: list[Layer] = []
 
     def __enter__(self) -> _Recorder:
         return self
@@ -106,7 +107,7 @@ class _Recorder:
         self._metrics.close()
         self._snapshots.close()
 
-    def layers(self, layers: list[LayerInfo]) -> None:
+    def layers(self, layers: list[Layer]) -> None:
         self.layer_infos = layers
 
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
@@ -114,7 +115,7 @@ class _Recorder:
         self._loss = metrics.get("train_loss", self._loss)
 
     def snapshots(self, step: int, snapshots: list[Snapshot]) -> None:
-        self._snapshots.writelines(_json(asdict(snapshot)) + "\n" for snapshot in snapshots)
+        self._snapshots.writelines(_json(snapshot.model_dump()) + "\n" for snapshot in snapshots)
 
     def progress(self, step: int, total: int) -> None:
         now = time.monotonic()
@@ -146,12 +147,12 @@ def _interruptible() -> Iterator[threading.Event]:
 
 
 def _write_summary(
-    path: Path, result: RunResult, layers: list[LayerInfo], spec: JobSpec, seconds: float
+    path: Path, result: RunResult, layers: list[Layer], spec: JobSpec, seconds: float
 ) -> None:
     document = {
         **asdict(result),
         "elapsed_seconds": round(seconds, 3),
-        "layers": [asdict(layer) for layer in layers],
+        "layers": [layer.model_dump() for layer in layers],
         "spec": spec.model_dump(mode="json"),
     }
     path.write_text(_json(document, indent=2) + "\n")

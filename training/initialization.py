@@ -14,9 +14,10 @@ import torch
 from gradlab_contract.spec import RELU_FAMILY, InitSpec
 from torch import nn
 
-from training.model import Network
+from training.model import ProbedNetwork
 
 LEAKY_SLOPE = nn.LeakyReLU().negative_slope  # the slope our leaky_relu modules use
+PRELU_SLOPE = 0.25  # nn.PReLU's initial slope, which He et al. (2015) derive their gain for
 Nonlinearity = Literal["linear", "sigmoid", "tanh", "relu", "leaky_relu"]
 
 
@@ -28,6 +29,8 @@ def nonlinearity(activation: str) -> tuple[Nonlinearity, float]:
     """
     if activation == "leaky_relu":
         return "leaky_relu", LEAKY_SLOPE
+    if activation == "prelu":  # gain sqrt(2 / (1 + a^2)) with the slope it starts from
+        return "leaky_relu", PRELU_SLOPE
     if activation in RELU_FAMILY:
         return "relu", 0.0
     if activation == "tanh":
@@ -37,13 +40,19 @@ def nonlinearity(activation: str) -> tuple[Nonlinearity, float]:
     return "linear", 0.0
 
 
-def initialize(model: Network, init: InitSpec, activation: str) -> None:
-    """Apply ``init`` in place; 'default' keeps PyTorch's own initialization untouched."""
-    if init.scheme == "default":
-        return
+def initialize(model: ProbedNetwork, init: InitSpec, activation: str) -> None:
+    """Apply ``init`` in place; 'default' keeps PyTorch's own initialization untouched. Then the
+    architecture's own settings (a resnet's zero_init_residual) apply in either case."""
+    if init.scheme != "default":
+        _initialize_weights(model, init, activation)
+    with torch.no_grad():
+        model.after_initialization()
+
+
+def _initialize_weights(model: ProbedNetwork, init: InitSpec, activation: str) -> None:
     with torch.no_grad():
         for layer in model.layers():
-            follows = activation if layer.activation is not None else "linear"
+            follows = "linear" if layer.activation is None else layer.nonlinearity or activation
             _init_weight(layer.weight, init, *nonlinearity(follows))
             bias = getattr(layer.module, "bias", None)
             if isinstance(bias, torch.Tensor):

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from gradlab_contract.models import Layer, Snapshot
 from gradlab_contract.shapes import total_steps
 from gradlab_contract.spec import JobSpec
 
@@ -28,14 +29,6 @@ from training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from training.data import Dataset, load_dataset
 from training.evaluate import evaluate
 from training.gradients import FlatGradients, clip_gradients, gradient_norm
-from training.metrics import (
-    FLUSH_SECONDS,
-    FLUSH_STEPS,
-    MetricBuffer,
-    SummaryTracker,
-    first_nonfinite_loss,
-    update_ratios,
-)
 from training.optim import build_optimizer, keeps_lr, lr_factor, penalty
 from training.probes import ActivationRecorder, collect, summarize
 from training.runtime import (
@@ -45,8 +38,16 @@ from training.runtime import (
     seeded_model,
     stream_seeds,
 )
+from training.step_metrics import (
+    FLUSH_SECONDS,
+    FLUSH_STEPS,
+    MetricBuffer,
+    SummaryTracker,
+    first_nonfinite_loss,
+    update_ratios,
+)
 from training.stopping import EarlyStopper
-from training.types import LayerInfo, RunResult, RunStatus, Snapshot, TrainingCallbacks
+from training.types import RunResult, RunStatus, TrainingCallbacks
 
 
 def train(
@@ -304,10 +305,11 @@ class Trainer:
         return RunResult(status, steps_done, self.total, str(self.device), summary, reason,
                          stopped_early=stopped_early, best_step=best_step)
 
-    def layer_infos(self) -> list[LayerInfo]:
+    def layer_infos(self) -> list[Layer]:
         return [
-            LayerInfo(
-                layer.name, layer.type, list(layer.weight.shape), layer.parameters, layer.depth
+            Layer(
+                name=layer.name, type=layer.type, shape=list(layer.weight.shape),
+                parameters=layer.parameters, depth=layer.depth,
             )
             for layer in self.layers
         ]

@@ -72,6 +72,9 @@ class ProbedLayer:
     activation: nn.Module | None  # whose output is the layer's activation (hidden layers only)
     depth: int
     parameters: int  # weight and bias, plus batch norm's scale and shift
+    # The activation module's own name (a sequential model's may differ from model.activation);
+    # "" means model.activation.
+    nonlinearity: str = ""
 
     @property
     def weight(self) -> torch.Tensor:
@@ -80,7 +83,23 @@ class ProbedLayer:
         return weight
 
 
-class Network(nn.Module):
+class ProbedNetwork(nn.Module):
+    """What the loop, the probes and the initializer need of any network the spec builds."""
+
+    def layers(self) -> list[ProbedLayer]:
+        """Parameterized layers in depth order, named as plan_layers names them."""
+        raise NotImplementedError
+
+    def set_dropout_generator(self, generator: torch.Generator) -> None:
+        for module in self.modules():
+            if isinstance(module, SeededDropout):
+                module.generator = generator
+
+    def after_initialization(self) -> None:
+        """What an architecture sets after the weights are initialized (zero_init_residual)."""
+
+
+class Network(ProbedNetwork):
     def __init__(
         self,
         *,
@@ -128,17 +147,15 @@ class Network(nn.Module):
             for depth, (name, kind, module, act, owner) in enumerate(found)
         ]
 
-    def set_dropout_generator(self, generator: torch.Generator) -> None:
-        for module in self.modules():
-            if isinstance(module, SeededDropout):
-                module.generator = generator
-
 
 def _child(block: nn.Module, name: str) -> nn.Module:
     return block.get_submodule(name)
 
 
-def make_activation(name: str) -> nn.Module:
+def make_activation(name: str, units: int = 1) -> nn.Module:
+    """The activation module; PReLU learns one slope per unit (channel), as He et al. (2015)."""
+    if name == "prelu":
+        return nn.PReLU(units)
     return Maxout() if name == "maxout" else _ACTIVATIONS[name]()
 
 
@@ -148,7 +165,7 @@ def _block(
     parts: OrderedDict[str, nn.Module] = OrderedDict(layer=layer)
     if model.batch_norm:
         parts["norm"] = (nn.BatchNorm1d if dims <= 1 else nn.BatchNorm2d)(units)
-    parts["act"] = make_activation(model.activation)
+    parts["act"] = make_activation(model.activation, units)
     if pool is not None:
         parts["pool"] = _POOLS[(dims, pool)](2)
     if model.dropout > 0:

@@ -10,7 +10,8 @@ from gradlab_contract.spec import JobSpec
 
 from training.data import Dataset
 from training.initialization import initialize
-from training.model import Network, build_model
+from training.model import ProbedNetwork
+from training.models import build_network
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,7 +38,7 @@ def denormals_flushed(device: torch.device) -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def seeded_model(spec: JobSpec, data: Dataset) -> Network:
+def seeded_model(spec: JobSpec, data: Dataset) -> ProbedNetwork:
     """The spec's network, initialized from the spec's seed.
 
     PyTorch's default initialization draws from the global CPU RNG: it is seeded inside a fork,
@@ -46,7 +47,7 @@ def seeded_model(spec: JobSpec, data: Dataset) -> Network:
     """
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(spec.training.seed)
-        model = build_model(spec.model, data.shape)
+        model = build_network(spec.model, data.shape)
         initialize(model, spec.model.init, spec.model.activation)
     return model
 

@@ -1,7 +1,8 @@
-"""The training core's public data types: what it reports through its callbacks.
+"""The training core's callbacks and result.
 
-Plain dataclasses of Python numbers (no tensors), so that the worker can store them and the
-service and diagnosis can read them without torch.
+The records it reports (Snapshot, Histogram, Layer) are the contract's (gradlab_contract.models):
+Python numbers, no tensors, so that the worker stores them and the service and the diagnosis
+read them without torch.
 """
 
 from __future__ import annotations
@@ -10,42 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-SnapshotKind = Literal["gradient", "weight", "activation"]
+from gradlab_contract.models import Layer, Snapshot
+
 RunStatus = Literal["succeeded", "diverged", "stopped"]
-
-
-@dataclass(frozen=True)
-class Histogram:
-    edges: list[float]  # bins + 1 edges over [min, max]
-    counts: list[int]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The distribution of one tensor of one layer at one step.
-
-    stats keys: mean, std, min, max, l2, zero_fraction, nan_count, inf_count, p1, p50, p99,
-    unit_std (mean over inputs of the std across the layer's units: 0 when every unit is the same,
-    i.e. symmetry was never broken); activations add saturated_fraction and dead_fraction.
-    log_histogram is the histogram of log10|x| over the non-zero entries (gradients only).
-    """
-
-    step: int
-    kind: SnapshotKind
-    layer: str
-    depth: int  # 0 for the first parameterized layer, increasing towards the output
-    stats: dict[str, float]
-    histogram: Histogram
-    log_histogram: Histogram | None = None
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    name: str  # fc1, fc2, ..., conv1, ..., embed1, ..., out
-    type: str  # linear | conv1d | conv2d | embedding
-    shape: list[int]  # the weight's shape
-    parameters: int
-    depth: int
 
 
 @dataclass
@@ -68,7 +36,7 @@ class TrainingCallbacks:
     - on_checkpoint(s) after the file is complete, and only after on_metrics for every step <= s.
     """
 
-    on_layers: Callable[[list[LayerInfo]], None] | None = None
+    on_layers: Callable[[list[Layer]], None] | None = None
     # step -> {metric name: value}; per-layer update ratios are named "update_ratio/<layer>".
     on_metrics: Callable[[int, dict[str, float]], None] | None = None
     on_snapshots: Callable[[int, list[Snapshot]], None] | None = None

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from gradlab_contract.models import Layer, Snapshot
 from gradlab_contract.spec import JobSpec
 
 from diagnosis import DEFAULT, Finding, RecordBuilder, RunRecord, diagnose, metrics_of
@@ -23,7 +24,6 @@ from store import findings
 from store.db import Database
 from store.errors import NotFound, StaleAttempt, Unavailable
 from store.leases import JobState
-from training.types import LayerInfo, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class LiveDiagnosis:
 
     # -- the reporter's observer calls (the training loop's thread) ---------------------------
 
-    def on_layers(self, layers: list[LayerInfo]) -> None:
+    def on_layers(self, layers: list[Layer]) -> None:
         self.builder.add_layers(layers)
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:

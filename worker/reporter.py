@@ -15,9 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from training.types import LayerInfo, Snapshot, TrainingCallbacks
+from gradlab_contract.models import Layer, Snapshot
+from gradlab_contract.retry import Backoff, retrying
+
+from training.types import TrainingCallbacks
 
 log = logging.getLogger(__name__)
+# Through a database outage, a store write is tried again every half second (no jitter: one
+# worker's writes, not a crowd of clients).
+STORE_BACKOFF = Backoff(first=0.5, most=0.5, jitter=False)
 
 
 class AttemptFenced(Exception):
@@ -31,7 +37,7 @@ class TransientStoreError(Exception):
 class JobSink(Protocol):
     """The store writes of one (job, attempt); each is fenced by the attempt number."""
 
-    def write_layers(self, layers: list[LayerInfo]) -> None: ...
+    def write_layers(self, layers: list[Layer]) -> None: ...
     def write_metrics(self, rows: list[tuple[int, str, float]]) -> None: ...
     def write_snapshots(self, snapshots: list[Snapshot]) -> None: ...
     def record_checkpoint(self, step: int) -> None: ...
@@ -44,7 +50,7 @@ class TrainingObserver(Protocol):
     """Sees what the loop reports, beside the store writes (the live diagnosis). Called on the
     loop's thread; an observer that raises is logged and training goes on."""
 
-    def on_layers(self, layers: list[LayerInfo]) -> None: ...
+    def on_layers(self, layers: list[Layer]) -> None: ...
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
     def on_snapshots(self, step: int, snapshots: list[Snapshot]) -> None: ...
 
@@ -81,7 +87,7 @@ class Reporter:
         # How long a checkpoint's flush and the final flush keep trying through an outage.
         self._retry_seconds = retry_seconds
         self._buffer = _Buffer()
-        self._layers: list[LayerInfo] | None = None  # written with the next flush if refused
+        self._layers: list[Layer] | None = None  # written with the next flush if refused
         self._lock = threading.Lock()  # the buffer is filled by the loop, flushed by either thread
         self._last_flush = time.monotonic()
         self._step = 0
@@ -127,7 +133,7 @@ class Reporter:
 
     # -- training callbacks (the loop's thread) --------------------------------------------------
 
-    def _on_layers(self, layers: list[LayerInfo]) -> None:
+    def _on_layers(self, layers: list[Layer]) -> None:
         self._notify(lambda observer: observer.on_layers(layers))
         with self._lock:
             self._layers = layers
@@ -171,34 +177,40 @@ class Reporter:
         half second for `retry_for` seconds, then keep the rows and raise TransientStoreError.
         A write that reached the store before its connection broke is sent again: the store
         ignores a replayed row, so nothing is lost and nothing is doubled."""
-        deadline = time.monotonic() + retry_for
         with self._lock:
             metrics, snapshots = self._buffer.take()
             if not metrics and not snapshots and self._layers is None:
                 return
-            retried = False
-            while True:
-                try:
-                    if self._layers is not None:
-                        self._sink.write_layers(self._layers)
-                        self._layers = None
-                    if metrics:
-                        self._sink.write_metrics(metrics)
-                        metrics = []
-                    if snapshots:
-                        self._sink.write_snapshots(snapshots)
-                    break
-                except TransientStoreError:
-                    if time.monotonic() >= deadline:
-                        self._buffer.put_back(metrics, snapshots)
-                        # The loop tries again after flush_seconds, not at its very next step.
-                        self._last_flush = time.monotonic()
-                        raise
-                    if not retried:
-                        log.warning("store unavailable; retrying the write of %d metric rows "
-                                    "for up to %.0f s", len(metrics), retry_for)
-                        retried = True
-                    time.sleep(0.5)
+
+            def write() -> None:
+                nonlocal metrics
+                if self._layers is not None:
+                    self._sink.write_layers(self._layers)
+                    self._layers = None
+                if metrics:
+                    self._sink.write_metrics(metrics)
+                    metrics = []
+                if snapshots:
+                    self._sink.write_snapshots(snapshots)
+
+            def warn_once(retry: int, error: BaseException) -> None:
+                if retry == 0:
+                    log.warning("store unavailable; retrying the write of %d metric rows "
+                                "for up to %.0f s", len(metrics), retry_for)
+
+            try:
+                for attempt in retrying(
+                    when=lambda error: isinstance(error, TransientStoreError),
+                    wait=lambda retry, error: STORE_BACKOFF.delay(retry),
+                    seconds=retry_for, on_retry=warn_once,
+                ):
+                    with attempt:
+                        write()
+            except TransientStoreError:
+                self._buffer.put_back(metrics, snapshots)
+                # The loop tries again after flush_seconds, not at its very next step.
+                self._last_flush = time.monotonic()
+                raise
             self._last_flush = time.monotonic()
 
     def _guarded(self, write: Callable[[], object]) -> None:

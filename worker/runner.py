@@ -6,40 +6,51 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
-from store import datasets, leases, metrics
+from gradlab_contract.models import JobStatus
+from gradlab_contract.retry import retrying
+
+from store import datasets, leases, series
 from store.db import Database
 from store.errors import NotFound, QuotaExceeded, StaleAttempt, Unavailable
 from store.leases import JobState
-from taskqueue import publish_job
+from taskqueue import publish_or_reconcile
 from training import train
+from training.runtime import resolve_device
 from training.types import RunResult
 from worker import shutdown
 from worker.checkpoints import CheckpointFiles
 from worker.context import WorkerContext
 from worker.diagnose import LiveDiagnosis
 from worker.observability import job_started, observe_progress
-from worker.reporter import AttemptFenced, Reporter, TransientStoreError
+from worker.reporter import STORE_BACKOFF, AttemptFenced, Reporter, TransientStoreError
 from worker.sink import StoreSink
 from worker.stopping import StopOnFindings
 
 log = logging.getLogger(__name__)
-# run_job's answer when the job's team already runs settings.max_running_jobs_per_team jobs.
-OVER_QUOTA = "over_quota"
-# An Ending that is no terminal status: the job goes back to the queue (worker shutdown).
-RELEASED = "released"
 T = TypeVar("T")
+
+
+class Outcome(StrEnum):
+    """What run_job did with a job when it did not end it (then it answers the job's status)."""
+
+    RELEASED = "released"  # handed back to the queue mid-run: this worker is shutting down
+    DEFERRED = "deferred"  # not claimed: this process is stopping; sent to the broker again
+    OVER_QUOTA = "over_quota"  # not claimed: the team already runs as many jobs as it may
+    SKIPPED = "skipped"  # no longer queued: nothing to do
+    UNFINISHED = "unfinished"  # the database stayed unavailable: left to the reaper
+    FENCED = "fenced"  # another attempt owns the job now
 
 
 @dataclass(frozen=True)
 class Ending:
-    status: str  # a terminal job status
+    status: JobStatus | Outcome  # a terminal job status, or RELEASED
     summary: dict[str, float | None] | None = None
     error: str | None = None
     steps: int | None = None
@@ -48,14 +59,13 @@ class Ending:
     best_step: int | None = None
 
 
-def resolve_device(requested: str) -> str:
-    """The device a job will use. Runs in the pool's child, never in the parent, so CUDA is
-    initialised only where the job trains."""
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+def device_name(requested: str) -> str:
+    """The device a job will use, as the training core resolves it. A device this machine lacks
+    is recorded as asked: training then fails the job, saying why."""
+    try:
+        return str(resolve_device(requested))
+    except RuntimeError:
+        return requested
 
 
 def release_device_memory() -> None:
@@ -70,7 +80,7 @@ def release_device_memory() -> None:
         torch.cuda.ipc_collect()
 
 
-def run_job(ctx: WorkerContext, job_id: str) -> str:
+def run_job(ctx: WorkerContext, job_id: str) -> JobStatus | Outcome:
     """Train the job if it is still queued; return what happened (for logs and tests)."""
     try:
         return _claim_and_run(ctx, job_id)
@@ -78,17 +88,17 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
         release_device_memory()
 
 
-def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
+def _claim_and_run(ctx: WorkerContext, job_id: str) -> JobStatus | Outcome:
     db = ctx.database
     with db.read() as session:
         state = leases.load_job_state(session, job_id=job_id)
     if shutdown.requested():
         # This process is stopping, and the message is already acknowledged: send it again
         # for another worker rather than leave the job to the reconciler's longer wait.
-        _publish(ctx, state)
+        publish_or_reconcile(ctx.celery, ctx.settings, state.id, study_id=state.study_id)
         log.info("job %s handed back to the broker: %s", job_id, shutdown.reason())
-        return "deferred"
-    device = resolve_device(state.spec.training.device)
+        return Outcome.DEFERRED
+    device = device_name(state.spec.training.device)
     try:
         with db.transaction() as session:
             attempt = leases.claim_job(
@@ -105,17 +115,17 @@ def _claim_and_run(ctx: WorkerContext, job_id: str) -> str:
         with db.transaction() as session:
             leases.mark_enqueued(session, job_ids=[job_id])
         log.info("job %s waits: its team runs as many jobs as it may", job_id)
-        return OVER_QUOTA
+        return Outcome.OVER_QUOTA
     if attempt is None:
         log.info("job %s is no longer queued; nothing to do", job_id)
-        return "skipped"
+        return Outcome.SKIPPED
     log.info("job %s attempt %d trains on device %s", job_id, attempt, device)
     with db.read() as session:  # as of the claim: the checkpoint a lost attempt recorded last
         state = leases.load_job_state(session, job_id=job_id)
     return _run_attempt(ctx, state, attempt)
 
 
-def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
+def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus | Outcome:
     job_started(state.id, attempt)  # logs name the attempt; metrics count it running
     files = CheckpointFiles(ctx.settings.checkpoints_dir, state.id)
     recorded = state.checkpoint_step
@@ -125,7 +135,7 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
              state.spec.data.dataset)
     with ctx.database.transaction() as session:
         # Rows past the checkpoint (or all rows, when starting over) are trained again.
-        metrics.truncate_after(
+        series.truncate_after(
             session,
             job_id=state.id,
             attempt=attempt,
@@ -164,20 +174,21 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> str:
         # runs out and the reaper retries it from that checkpoint.
         log.error("job %s attempt %d: the database stayed unavailable; leaving the job to the "
                   "reaper", state.id, attempt)
-        return "unfinished"
+        return Outcome.UNFINISHED
     finally:
         files.remove_working(attempt)  # a retry resumes from the published checkpoint
     if reporter.fenced:
         log.warning("job %s attempt %d was fenced out; another attempt owns it", state.id, attempt)
-        return "fenced"
-    if ending.status == RELEASED:
+        return Outcome.FENCED
+    if ending.status == Outcome.RELEASED:
         return _release(ctx, state, attempt, ending, files)
     with suppress(Unavailable):  # after an outage, wait for the store before the last writes
         _retrying(ctx.settings.lease_seconds, ctx.database.ping)
-    live.finish(ending.status)  # the final diagnosis, while the job is still ours (fenced)
+    status = JobStatus(ending.status)
+    live.finish(status)  # the final diagnosis, while the job is still ours (fenced)
     if _finish(ctx, state.id, attempt, ending):
         files.remove_all()  # kept otherwise: the retry resumes from them
-    return ending.status
+    return status
 
 
 class CheckpointSink(StoreSink):
@@ -233,35 +244,36 @@ def _train(
         )
     except Exception as error:  # the job fails; the worker goes on serving
         log.exception("job %s failed", state.id)
-        return Ending("failed", error=_reason(error))
+        return Ending(JobStatus.FAILED, error=_reason(error))
     return _ending(result, reporter, timed_out)
 
 
 def stopped_on(ending: Ending, reason: str | None) -> Ending:
     """A run stopped by a stop_on finding fails with it as the reason (a cancel or a shutdown
     that came first keeps its own ending)."""
-    if reason is None or ending.status != "failed" or ending.error != "stopped":
+    if reason is None or ending.status != JobStatus.FAILED or ending.error != "stopped":
         return ending
-    return Ending("failed", ending.summary, reason, ending.steps, stop_reason=reason)
+    return Ending(JobStatus.FAILED, ending.summary, reason, ending.steps, stop_reason=reason)
 
 
 def _ending(result: RunResult, reporter: Reporter, timed_out: threading.Event) -> Ending:
     summary: dict[str, float | None] = dict(result.summary)
     if result.stopped_early:  # succeeded: the reason is why it stopped, not an error
-        return Ending(result.status, summary, None, result.steps_done,
+        return Ending(JobStatus.SUCCEEDED, summary, None, result.steps_done,
                       stop_reason=result.reason, stopped_early=True, best_step=result.best_step)
     if result.status != "stopped":
-        return Ending(result.status, summary, result.reason, result.steps_done,
+        return Ending(JobStatus(result.status), summary, result.reason, result.steps_done,
                       best_step=result.best_step)
     if reporter.cancel_requested:
-        return Ending("cancelled", summary, "cancelled by request", result.steps_done)
+        return Ending(JobStatus.CANCELLED, summary, "cancelled by request", result.steps_done)
     if timed_out.is_set():
         return Ending(
-            "failed", summary, "timeout: the job ran past its time limit", result.steps_done
+            JobStatus.FAILED, summary, "timeout: the job ran past its time limit",
+            result.steps_done,
         )
     if shutdown.requested():
-        return Ending(RELEASED, summary, shutdown.reason(), result.steps_done)
-    return Ending("failed", summary, "stopped", result.steps_done)
+        return Ending(Outcome.RELEASED, summary, shutdown.reason(), result.steps_done)
+    return Ending(JobStatus.FAILED, summary, "stopped", result.steps_done)
 
 
 _PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:/[\w.@+-]+){2,}/?")
@@ -294,7 +306,7 @@ def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bo
                 session,
                 job_id=job_id,
                 attempt=attempt,
-                status=ending.status,
+                status=JobStatus(ending.status),
                 summary=ending.summary,
                 error=ending.error,
                 progress_step=ending.steps,
@@ -319,7 +331,7 @@ def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bo
 
 def _release(
     ctx: WorkerContext, state: JobState, attempt: int, ending: Ending, files: CheckpointFiles
-) -> str:
+) -> JobStatus | Outcome:
     """Give the job back to the queue (fenced) and to the broker: another worker resumes it
     from its checkpoint at once, instead of after the lease runs out."""
     job_id = state.id
@@ -334,42 +346,34 @@ def _release(
         status = _retrying(ctx.settings.lease_seconds, release)
     except (StaleAttempt, NotFound):
         log.warning("job %s attempt %d was fenced out before it was released", job_id, attempt)
-        return "fenced"
+        return Outcome.FENCED
     except Unavailable:
         log.error("could not release job %s: database unavailable; the reaper will", job_id)
-        return "unfinished"
-    if status != "queued":  # cancelled meanwhile
+        return Outcome.UNFINISHED
+    if status != JobStatus.QUEUED:  # cancelled meanwhile
         files.remove_all()
-        return status
+        return JobStatus(status)
     log.warning("job %s attempt %d released after step %s (%s)", job_id, attempt, ending.steps,
                 ending.error)
-    _publish(ctx, state)
-    return RELEASED
+    publish_or_reconcile(ctx.celery, ctx.settings, state.id, study_id=state.study_id)
+    return Outcome.RELEASED
 
-
-def _publish(ctx: WorkerContext, state: JobState) -> None:
-    try:
-        publish_job(ctx.celery, ctx.settings, state.id, study_id=state.study_id)
-    except Exception:  # the job is queued in the database: the reconciler sends it later
-        log.warning("could not send job %s to the broker; the reconciler will", state.id,
-                    exc_info=True)
 
 
 def _retrying(seconds: float, action: Callable[[], T]) -> T:
     """`action()`, tried again every half second while the database is unavailable, for up to
     `seconds`; then Unavailable is raised."""
-    deadline = time.monotonic() + seconds
-    tries = 0
-    while True:
-        try:
+
+    def warn_once(retry: int, error: BaseException) -> None:
+        if retry == 0:
+            log.warning("%s; retrying for up to %.0f s", error, seconds)
+
+    for attempt in retrying(when=lambda error: isinstance(error, Unavailable),
+                            wait=lambda retry, error: STORE_BACKOFF.delay(retry),
+                            seconds=seconds, on_retry=warn_once):
+        with attempt:
             return action()
-        except Unavailable as error:
-            if time.monotonic() >= deadline:
-                raise
-            if tries == 0:
-                log.warning("%s; retrying for up to %.0f s", error, seconds)
-            tries += 1
-            time.sleep(0.5)
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def _ended_as(ctx: WorkerContext, job_id: str, attempt: int, status: str) -> bool:

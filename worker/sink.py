@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import TypeVar
 
+from gradlab_contract.models import Layer, Snapshot
 from sqlalchemy.orm import Session
 
-from store import events, leases, metrics, snapshots
+from store import events, leases, series, snapshots
 from store.db import Database
 from store.errors import NotFound, StaleAttempt, Unavailable
-from training.types import LayerInfo, Snapshot
 from worker.reporter import AttemptFenced, TransientStoreError
 
 T = TypeVar("T")
@@ -47,8 +46,8 @@ class StoreSink:
         with _translated(), self._db.transaction() as session:
             return action(session)
 
-    def write_layers(self, layers: list[LayerInfo]) -> None:
-        rows = [asdict(layer) for layer in layers]
+    def write_layers(self, layers: list[Layer]) -> None:
+        rows = [layer.model_dump() for layer in layers]
         self._write(
             lambda s: snapshots.write_layers(
                 s, job_id=self._job_id, attempt=self._attempt, layers=rows
@@ -57,13 +56,13 @@ class StoreSink:
 
     def write_metrics(self, rows: list[tuple[int, str, float]]) -> None:
         def write(session: Session) -> None:
-            metrics.write_metrics(session, job_id=self._job_id, attempt=self._attempt, rows=rows)
+            series.write_metrics(session, job_id=self._job_id, attempt=self._attempt, rows=rows)
             events.metrics(session, job_id=self._job_id, rows=rows)  # the streams' latest values
 
         self._write(write)
 
     def write_snapshots(self, items: list[Snapshot]) -> None:
-        rows = [asdict(item) for item in items]
+        rows = [item.model_dump() for item in items]
         self._write(
             lambda s: snapshots.write_snapshots(
                 s, job_id=self._job_id, attempt=self._attempt, snapshots=rows

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from gradlab_contract.models import Layer, Snapshot
+
 from diagnosis import Finding, RecordBuilder, diagnose
-from training.types import LayerInfo, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class StopOnFindings:
             return None
         return f"stop_on {self.finding.code} at step {self.finding.step}: {self.finding.title}"
 
-    def on_layers(self, layers: list[LayerInfo]) -> None:
+    def on_layers(self, layers: list[Layer]) -> None:
         pass
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:

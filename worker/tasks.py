@@ -6,7 +6,7 @@ from celery import Celery, Task
 
 from taskqueue import RUN_JOB_TASK
 from worker.context import current_context
-from worker.runner import OVER_QUOTA, run_job
+from worker.runner import Outcome, run_job
 
 
 def register_tasks(app: Celery) -> None:
@@ -16,7 +16,7 @@ def register_tasks(app: Celery) -> None:
     def run_job_task(self: Task, job_id: str) -> str:
         context = current_context()
         outcome = run_job(context, job_id)
-        if outcome == OVER_QUOTA:
+        if outcome == Outcome.OVER_QUOTA:
             # Look again after a reaper interval rather than the reconciler's much longer
             # republish_after_seconds, so a freed slot is taken within seconds.
             raise self.retry(countdown=context.settings.reaper_interval_seconds)

@@ -3,13 +3,10 @@
     from gradlab_client import Client, JobSpec
 
 Everything public is listed in `__all__` (a test holds it to an explicit list); modules whose
-name starts with an underscore are not part of the API.
-
-The HTTP client and its errors are imported on first use: the training core and the store
-import the spec and models from here and must not load httpx with them.
+name starts with an underscore are not part of the API. The spec and the models are the
+contract's (`gradlab_contract`, installed with the SDK), re-exported here; the server side
+imports them from there, never from the SDK.
 """
-
-from typing import TYPE_CHECKING, Any
 
 from gradlab_contract.live import (
     EndEvent,
@@ -61,53 +58,20 @@ from gradlab_contract.spec import (
     describe_errors,
 )
 
+from gradlab_client.client import Client, __version__
+from gradlab_client.errors import (
+    APIError,
+    Conflict,
+    GradlabError,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    Timeout,
+    TransportError,
+    Unauthorized,
+    ValidationError,
+)
 from gradlab_client.results import MetricsResult, SnapshotIterator
-
-_LAZY = {
-    "Client": "gradlab_client.client",
-    "__version__": "gradlab_client.client",
-    **dict.fromkeys(
-        [
-            "APIError",
-            "Conflict",
-            "GradlabError",
-            "NotFound",
-            "RateLimited",
-            "ServiceUnavailable",
-            "Timeout",
-            "TransportError",
-            "Unauthorized",
-            "ValidationError",
-        ],
-        "gradlab_client.errors",
-    ),
-}
-
-if TYPE_CHECKING:
-    from gradlab_client.client import Client, __version__
-    from gradlab_client.errors import (
-        APIError,
-        Conflict,
-        GradlabError,
-        NotFound,
-        RateLimited,
-        ServiceUnavailable,
-        Timeout,
-        TransportError,
-        Unauthorized,
-        ValidationError,
-    )
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gradlab_client' has no attribute {name!r}")
-
 
 __all__ = [
     "TERMINAL_STATUSES",

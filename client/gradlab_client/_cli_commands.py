@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from gradlab_contract.models import Job, JobStatus
 from gradlab_contract.spec import SNAPSHOT_KINDS
@@ -240,7 +240,7 @@ def _submit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--status", choices=get_args(JobStatus))
+    parser.add_argument("--status", choices=[status.value for status in JobStatus])
     parser.add_argument("--name", help="only jobs with this name")
     parser.add_argument("--limit", type=int, default=None, help="at most this many jobs")
 

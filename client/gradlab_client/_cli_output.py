@@ -22,6 +22,8 @@ from gradlab_contract.models import (
     Job,
     Snapshot,
 )
+from rich.console import Console
+from rich.table import Table
 
 from gradlab_client.results import MetricsResult
 
@@ -30,25 +32,24 @@ _BAR_WIDTH = 40
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
-    """Columns padded to their widest cell; numbers right-aligned, text left-aligned."""
+    """Columns padded to their widest cell; numbers right-aligned, text left-aligned. Drawn by
+    rich without borders or colour, so the text is the same on a terminal, in a pipe and in a
+    log."""
     raw = [list(row) for row in rows]
-    cells = [[format_cell(value) for value in row] for row in raw]
-    widths = [len(header) for header in headers]
-    for row in cells:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
     numeric = [
         all(isinstance(row[i], int | float) or row[i] is None for row in raw) and bool(raw)
         for i in range(len(headers))
     ]
-
-    def line(values: Sequence[str]) -> str:
-        padded = (
-            value.rjust(width) if right else value.ljust(width)
-            for value, width, right in zip(values, widths, numeric, strict=True)
-        )
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(headers), *(line(row) for row in cells)])
+    drawn = Table(box=None, pad_edge=False, header_style=None)
+    for header, right in zip(headers, numeric, strict=True):
+        drawn.add_column(header, justify="right" if right else "left", no_wrap=True)
+    for row in raw:
+        drawn.add_row(*(format_cell(value) for value in row))
+    out = io.StringIO()
+    # Wide enough never to wrap: a table is read whole, or piped to a file.
+    Console(file=out, width=100_000, color_system=None, highlight=False, markup=False,
+            emoji=False).print(drawn)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def format_cell(value: Cell | datetime) -> str:

@@ -7,13 +7,13 @@ answer is lost, the job may exist, and sending it again could start a second one
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from gradlab_contract.retry import Backoff, retrying
 
 from gradlab_client.errors import Timeout, TransportError, error_from_response, retry_after_seconds
 
@@ -34,9 +34,14 @@ class RetryPolicy:
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return retry_after
-        ceiling = min(self.max_backoff, self.backoff * 2**retry)
-        # Jitter keeps many clients that failed together from retrying together.
-        return random.uniform(ceiling / 2, ceiling)
+        return Backoff(first=self.backoff, most=self.max_backoff).delay(retry)
+
+
+class _Failed(Exception):
+    """One try's failure: the error to raise, and whether (and when) to send again."""
+
+    def __init__(self, error: Exception, *, retryable: bool, hint: float | None = None) -> None:
+        self.error, self.retryable, self.hint = error, retryable, hint
 
 
 class HTTP:
@@ -97,24 +102,33 @@ class HTTP:
             files=files,
             headers={**self._headers, **(headers or {})},
         )
-        retries = self.policy.max_retries if retry else 0
-        for attempt in range(retries + 1):
-            last = attempt == retries
-            try:
-                response = self._client.send(request)
-            except httpx.HTTPError as exc:
-                if last or not isinstance(exc, _TRANSIENT):
-                    raise _transport_error(exc, request) from exc
-                self.sleep(self.policy.delay(attempt))
-                continue
-            if response.is_success:
-                return response
-            hint = retry_after_seconds(response)
-            if last or not self._should_retry(response.status_code, hint):
-                raise error_from_response(response)
-            response.close()
-            self.sleep(self.policy.delay(attempt, hint))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        tries = retrying(
+            when=lambda error: isinstance(error, _Failed) and error.retryable,
+            wait=lambda retry, error: self.policy.delay(retry, getattr(error, "hint", None)),
+            tries=1 + (self.policy.max_retries if retry else 0),
+            sleep=lambda seconds: self.sleep(seconds),
+        )
+        try:
+            for attempt in tries:
+                with attempt:
+                    return self._send(request)
+        except _Failed as failed:
+            raise failed.error from failed.error.__cause__
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = self._client.send(request)
+        except httpx.HTTPError as exc:
+            error = _transport_error(exc, request)
+            error.__cause__ = exc
+            raise _Failed(error, retryable=isinstance(exc, _TRANSIENT)) from exc
+        if response.is_success:
+            return response
+        hint = retry_after_seconds(response)
+        error = error_from_response(response)
+        response.close()
+        raise _Failed(error, retryable=self._should_retry(response.status_code, hint), hint=hint)
 
     def _should_retry(self, status: int, retry_after: float | None) -> bool:
         if status not in RETRY_STATUSES:

@@ -14,11 +14,14 @@ from gradlab_contract.spec import (
     Device,
     InitScheme,
     ModelKind,
+    Norm,
     Normalize,
     OptimizerName,
     Pool,
     Precision,
     ScheduleName,
+    SequentialPool,
+    Shortcut,
     SnapshotKind,
 )
 
@@ -39,6 +42,25 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "mlp": "fully connected layers",
         "cnn": "convolutions (1-D for sequences, 2-D for images), then fully connected layers",
         "embedding_mlp": "one embedding per categorical field, concatenated, then an MLP (ctr)",
+        "resnet": "stages of residual basic blocks (He et al., 2016): conv 1-D/2-D from the data, "
+        "or a residual MLP when flat (model.resnet)",
+        "sequential": "an explicit list of layers (model.layers), shape-checked at submit",
+    },
+    "model.resnet.norm": {
+        "batch": "batch norm: mini-batch statistics, running averages at inference",
+        "layer": "layer norm: each example over its channels (and positions)",
+        "group": "group norm: each example over groups of channels (resnet.groups)",
+        "none": "no normalization (the layers keep their biases)",
+    },
+    "model.resnet.shortcut": {
+        "identity": "x + F(x); a 1x1 projection only where the shape changes",
+        "projection": "a 1x1 projection (with norm) on every block's shortcut",
+        "none": "no shortcuts: the plain network of the same depth",
+    },
+    "model.layers.pool.mode": {
+        "max": "max over windows of pool.size (per spatial dimension)",
+        "avg": "average over windows of pool.size (per spatial dimension)",
+        "global_avg": "average over all positions: (channels, ...) -> (channels,)",
     },
     "model.activation": {
         "sigmoid": "0..1, derivative at most 0.25: vanishes in deep nets, not zero-centred",
@@ -51,6 +73,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "silu": "x * sigmoid(x) (swish)",
         "softplus": "log(1 + e^x), a smooth ReLU",
         "maxout": "the max of pairs of units (widths must be even)",
+        "prelu": "leaky ReLU whose negative slope is learned per unit (He et al., 2015)",
         "linear": "identity: the network stays linear",
     },
     "model.init.scheme": {
@@ -107,6 +130,9 @@ ENUMS: dict[str, object] = {
     "model.activation": Activation,
     "model.init.scheme": InitScheme,
     "model.conv.pool": Pool,
+    "model.resnet.norm": Norm,
+    "model.resnet.shortcut": Shortcut,
+    "model.layers.pool.mode": SequentialPool,
     "optimizer.name": OptimizerName,
     "schedule.name": ScheduleName,
     "training.device": Device,

@@ -1,21 +1,41 @@
 """The API's response models: the contract for what the service returns and the SDK parses.
 
-The service and the store build these; the SDK returns them. Non-finite numbers (a diverged
-loss) are sent as null, since JSON has no NaN.
+The service and the store build these; the SDK returns them. The training core reports its
+records (Snapshot, Histogram, Layer) in these same types. Non-finite numbers (a diverged loss)
+are sent as null, since JSON has no NaN.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gradlab_contract.spec import FieldError, JobSpec
+from gradlab_contract.spec import FieldError, JobSpec, SnapshotKind
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "diverged"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "diverged"})
-SnapshotKind = Literal["gradient", "weight", "activation"]
+
+class JobStatus(StrEnum):
+    """Where a job is in its life; the database's check constraint allows these values alone.
+
+    A StrEnum: each member equals (and hashes like) its string, so JSON, SQL and old callers
+    that compare with "queued" see no difference.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DIVERGED = "diverged"
+
+
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DIVERGED}
+)
+# A job in one of these still holds a place in its team's quota.
+ACTIVE_STATUSES: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class _Model(BaseModel):
@@ -70,15 +90,23 @@ class MetricsResponse(_Model):
 
 
 class Histogram(_Model):
-    edges: list[float | None]
+    edges: list[float | None]  # bins + 1 edges over [min, max]
     counts: list[int]
 
 
 class Snapshot(_Model):
+    """The distribution of one tensor of one layer at one step, as the training core reports it.
+
+    stats keys: mean, std, min, max, l2, zero_fraction, nan_count, inf_count, p1, p50, p99,
+    unit_std (mean over inputs of the std across the layer's units: 0 when every unit is the same,
+    i.e. symmetry was never broken); activations add saturated_fraction and dead_fraction.
+    log_histogram is the histogram of log10|x| over the non-zero entries (gradients only).
+    """
+
     step: int
     kind: SnapshotKind
     layer: str
-    depth: int
+    depth: int  # 0 for the first parameterized layer, increasing towards the output
     stats: dict[str, float | None]
     histogram: Histogram
     log_histogram: Histogram | None = None
@@ -90,9 +118,11 @@ class SnapshotPage(_Model):
 
 
 class Layer(_Model):
-    name: str
-    type: str
-    shape: list[int]
+    """One parameterized layer of the model the training core built."""
+
+    name: str  # fc1, fc2, ..., conv1, ..., embed1, ..., out
+    type: str  # linear | conv1d | conv2d | embedding
+    shape: list[int]  # the weight's shape
     parameters: int
     depth: int
 

@@ -8,9 +8,10 @@ builds exactly the layers listed here (a test compares the two), so the estimate
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from gradlab_contract.architectures import plan_resnet, plan_sequential
 from gradlab_contract.spec import AugmentSpec, DataSpec, JobSpec, ModelSpec
 
 DataKind = Literal["vector", "sequence", "image", "categorical"]
@@ -50,6 +51,8 @@ class LayerPlan:
     parameters: int  # weights + bias (+ batch norm scale and shift)
     output_elements: int  # per example, after the activation (and pooling)
     hidden: bool  # has an activation whose output is probed
+    depth: int = 0  # order along the main path (a projection shortcut shares its block's)
+    field: str = ""  # the spec field that sizes it, for a refusal over the caps
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,14 @@ def conv_input_shape(shape: DataShape) -> tuple[int, ...]:
 
 def plan_layers(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
     """The parameterized layers in depth order, named as the training core names them."""
+    if model.kind == "resnet":
+        return plan_resnet(model, shape)
+    if model.kind == "sequential":
+        return plan_sequential(model, shape)
     layers: list[LayerPlan] = []
     bn = 2 if model.batch_norm else 0  # scale and shift per unit
     narrowing = 2 if model.activation == "maxout" else 1  # maxout takes the max of unit pairs
+    slopes = 1 if model.activation == "prelu" else 0  # PReLU learns one slope per unit
     if model.kind == "embedding_mlp":
         width = 0
         weight: tuple[int, ...]
@@ -153,7 +161,7 @@ def plan_layers(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
                 raise ValueError(f"model.conv.{index}: the input shrinks to nothing at this layer")
             weight = (conv.channels, channels, *([conv.kernel] * len(spatial)))
             out_channels = conv.channels // narrowing
-            parameters = math.prod(weight) + conv.channels + bn * conv.channels
+            parameters = math.prod(weight) + conv.channels + (bn + slopes) * conv.channels
             layers.append(
                 LayerPlan(
                     f"conv{index + 1}",
@@ -170,7 +178,7 @@ def plan_layers(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
         width = math.prod(shape.input_shape)
     for index, units in enumerate(model.hidden):
         weight = (units, width)
-        parameters = units * width + units + bn * units
+        parameters = units * width + units + (bn + slopes) * units
         layers.append(
             LayerPlan(f"fc{index + 1}", "linear", weight, parameters, units // narrowing, True)
         )
@@ -181,7 +189,7 @@ def plan_layers(model: ModelSpec, shape: DataShape) -> list[LayerPlan]:
             "out", "linear", weight, math.prod(weight) + shape.num_classes, shape.num_classes, False
         )
     )
-    return layers
+    return [replace(layer, depth=depth) for depth, layer in enumerate(layers)]
 
 
 POSITIONAL_AUGMENTS = ("shift", "crop_padding", "hflip", "cutout")

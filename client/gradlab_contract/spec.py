@@ -25,6 +25,7 @@ Activation = Literal[
     "silu",
     "softplus",
     "maxout",
+    "prelu",
     "linear",
 ]
 InitScheme = Literal[
@@ -41,7 +42,7 @@ InitScheme = Literal[
 ]
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 ScheduleName = Literal["constant", "step", "exponential", "cosine"]
-ModelKind = Literal["mlp", "cnn", "embedding_mlp"]
+ModelKind = Literal["mlp", "cnn", "embedding_mlp", "resnet", "sequential"]
 Normalize = Literal["standardize", "minmax", "none"]
 Pool = Literal["max", "avg"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -56,7 +57,9 @@ ALL_SNAPSHOT_KINDS: tuple[SnapshotKind, ...] = ("gradient", "weight", "activatio
 UPLOAD_PATTERN = re.compile(r"^upload:[A-Za-z0-9_-]{1,64}$")
 # Activations that saturate at a bound; the others are the ReLU family (may die) or linear.
 SATURATING_ACTIVATIONS = frozenset({"sigmoid", "tanh"})
-RELU_FAMILY = frozenset({"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "maxout"})
+RELU_FAMILY = frozenset(
+    {"relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "softplus", "maxout"}
+)
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Width = Annotated[int, Field(ge=1, le=65536)]
@@ -164,18 +167,207 @@ class InitSpec(_Strict):
     )
 
 
+# --- Residual and explicit-layer architectures (model.kind resnet and sequential) -------------
+
+Norm = Literal["batch", "layer", "group", "none"]
+Shortcut = Literal["identity", "projection", "none"]
+SequentialPool = Literal["max", "avg", "global_avg"]
+MAX_SEQUENTIAL_LAYERS = 256  # all layers, residual bodies included
+MAX_RESIDUAL_NESTING = 4
+DEFAULT_HIDDEN = [64, 64]  # model.hidden's default, which resnet and sequential leave unused
+
+
+class ResNetStage(_Strict):
+    channels: int = Field(ge=1, le=1024, description="channels (features, when flat) per block")
+    blocks: int = Field(2, ge=1, le=64, description="basic blocks: two weighted layers each")
+    stride: int = Field(
+        1, ge=1, le=4, description="stride of the stage's first block (conv; a flat resnet has "
+        "no positions and ignores it)"
+    )
+
+
+def _default_stages() -> list[ResNetStage]:
+    return [ResNetStage(channels=16, blocks=2), ResNetStage(channels=32, blocks=2, stride=2)]
+
+
+class ResNetSpec(_Strict):
+    """He et al. (2016): a stem, stages of basic blocks (layer, norm, act, layer, norm, + the
+    shortcut, act), global average pooling and the output layer."""
+
+    stem_channels: int = Field(16, ge=1, le=1024)
+    kernel: int = Field(3, ge=1, le=15, description="odd kernel of every conv (stem included)")
+    stages: list[ResNetStage] = Field(default_factory=_default_stages, min_length=1, max_length=8)
+    norm: Norm = "batch"
+    groups: int = Field(8, ge=1, le=1024, description="groups of 'group' norm")
+    shortcut: Shortcut = Field(
+        "identity",
+        description="identity (a 1x1 projection where the shape changes), projection in every "
+        "block, or none: the same blocks without shortcuts (the plain network)",
+    )
+    zero_init_residual: bool = Field(
+        False, description="start each block as the identity: its last norm's scale (or, without "
+        "norm, its last weight) at 0"
+    )
+    flat: bool = Field(
+        False, description="residual MLP over the flattened input (vector data is always flat)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ResNetSpec:
+        if self.kernel % 2 == 0:
+            raise _field_error(("kernel",), f"the kernel must be odd to keep the shape, got "
+                               f"{self.kernel}")
+        if self.zero_init_residual and self.shortcut == "none":
+            raise _field_error(("zero_init_residual",), "a block without a shortcut that starts "
+                               "at 0 passes nothing on: it needs shortcut identity or projection")
+        if self.norm == "group":
+            widths = [("stem_channels", self.stem_channels)] + [
+                (f"stages.{i}.channels", stage.channels) for i, stage in enumerate(self.stages)
+            ]
+            for field, width in widths:
+                if width % self.groups:
+                    raise _field_error(tuple(field.split(".")), f"group norm splits {width} into "
+                                       f"{self.groups} groups: it must divide evenly")
+        return self
+
+
+class LinearLayer(_Strict):
+    type: Literal["linear"]
+    units: Width
+
+
+class ConvLayer(_Strict):
+    type: Literal["conv"]
+    channels: int = Field(ge=1, le=4096)
+    kernel: int = Field(3, ge=1, le=15)
+    stride: int = Field(1, ge=1, le=8)
+    padding: int = Field(1, ge=0, le=8)
+
+
+class BatchNormLayer(_Strict):
+    type: Literal["batch_norm"]
+
+
+class LayerNormLayer(_Strict):
+    type: Literal["layer_norm"]
+
+
+class GroupNormLayer(_Strict):
+    type: Literal["group_norm"]
+    groups: int = Field(8, ge=1, le=1024)
+
+
+class ActivationLayer(_Strict):
+    type: Literal["activation"]
+    name: Activation | None = Field(None, description="model.activation when left out")
+
+
+class PoolLayer(_Strict):
+    type: Literal["pool"]
+    mode: SequentialPool = "max"
+    size: int = Field(2, ge=2, le=8, description="window and stride of max/avg")
+
+
+class DropoutLayer(_Strict):
+    type: Literal["dropout"]
+    p: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class FlattenLayer(_Strict):
+    type: Literal["flatten"]
+
+
+class ResidualLayer(_Strict):
+    """x + body(x): the body must keep the shape of its input (the planner checks it)."""
+
+    type: Literal["residual"]
+    layers: list[SequentialLayer] = Field(min_length=1, max_length=64)
+
+
+SequentialLayer = Annotated[
+    LinearLayer | ConvLayer | BatchNormLayer | LayerNormLayer | GroupNormLayer | ActivationLayer
+    | PoolLayer | DropoutLayer | FlattenLayer | ResidualLayer,
+    Field(discriminator="type"),
+]
+ResidualLayer.model_rebuild()
+
+
+def _count_layers(layers: list[Any], nesting: int, loc: tuple[str | int, ...]) -> int:
+    """All layers of a sequential list, residual bodies included; refuses deep nesting."""
+    if nesting > MAX_RESIDUAL_NESTING:
+        raise _field_error(loc, f"residual blocks nest at most {MAX_RESIDUAL_NESTING} deep")
+    total = 0
+    for index, layer in enumerate(layers):
+        total += 1
+        if isinstance(layer, ResidualLayer):
+            total += _count_layers(layer.layers, nesting + 1, (*loc, index, "layers"))
+    return total
+
+
+def _activation_names(layers: list[Any], default: str) -> list[str]:
+    names = []
+    for layer in layers:
+        if isinstance(layer, ActivationLayer):
+            names.append(layer.name or default)
+        elif isinstance(layer, ResidualLayer):
+            names.extend(_activation_names(layer.layers, default))
+    return names
+
+
+def _check_architecture(model: ModelSpec) -> None:
+    """The resnet and sequential kinds' own fields, and the shared ones they do not take."""
+    kind = model.kind
+    if model.resnet is not None and kind != "resnet":
+        raise _field_error(("resnet",), f"model.resnet needs kind 'resnet', not {kind!r}")
+    if model.layers is not None and kind != "sequential":
+        raise _field_error(("layers",), f"model.layers needs kind 'sequential', not {kind!r}")
+    if kind not in ("resnet", "sequential"):
+        return
+    # hidden keeps its default in a stored spec (it round-trips); any other width is a mistake.
+    if model.hidden and model.hidden != DEFAULT_HIDDEN:
+        raise _field_error(("hidden",), f"kind {kind!r} takes no hidden widths: use "
+                           + ("model.resnet.stages" if kind == "resnet" else "model.layers"))
+    if model.batch_norm:
+        raise _field_error(("batch_norm",), f"kind {kind!r} sets its normalization in "
+                           + ("model.resnet.norm" if kind == "resnet" else "model.layers"))
+    if kind == "resnet" and model.activation == "maxout":
+        raise _field_error(("activation",), "maxout halves the channels, which breaks the "
+                           "residual sum: choose another activation")
+    if kind == "sequential":
+        if not model.layers:
+            raise _field_error(("layers",), "a sequential model needs at least one layer")
+        total = _count_layers(model.layers, 0, ("layers",))
+        if total > MAX_SEQUENTIAL_LAYERS:
+            raise _field_error(("layers",), f"{total} layers; at most {MAX_SEQUENTIAL_LAYERS}")
+
+
 class ModelSpec(_Strict):
     kind: ModelKind = "mlp"
-    hidden: list[Width] = Field(default_factory=lambda: [64, 64], max_length=256)
+    hidden: list[Width] = Field(default_factory=lambda: list(DEFAULT_HIDDEN), max_length=256)
     conv: list[ConvLayerSpec] = Field(default_factory=list, max_length=64)
     activation: Activation = "relu"
     init: InitSpec = InitSpec()
     batch_norm: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     embedding_dim: int = Field(8, ge=1, le=1024)
+    resnet: ResNetSpec | None = Field(None, description="kind 'resnet' (defaults when left out)")
+    layers: list[SequentialLayer] | None = Field(
+        None, max_length=MAX_SEQUENTIAL_LAYERS, description="kind 'sequential': the layers in order"
+    )
+
+    @property
+    def resnet_spec(self) -> ResNetSpec:
+        return self.resnet if self.resnet is not None else ResNetSpec()
+
+    def activations(self) -> frozenset[str]:
+        """The activation functions the network uses (a sequential model's may be several)."""
+        if self.kind != "sequential" or self.layers is None:
+            return frozenset({self.activation})
+        return frozenset(_activation_names(self.layers, self.activation))
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
+        _check_architecture(self)
         if self.kind == "cnn" and not self.conv:
             raise _field_error(("conv",), "a cnn needs at least one conv layer")
         if self.kind != "cnn" and self.conv:
@@ -351,7 +543,7 @@ def describe_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) ->
         if error["type"] == _COMBINATION and ctx.get("field"):
             loc.extend(str(ctx["field"]).split("."))
             message = str(ctx["message"])
-        elif error["type"] == "literal_error":
+        elif error["type"] in ("literal_error", "enum"):
             message = f"{error['input']!r} is not one of {ctx.get('expected', '')}"
         elif error["type"] == "extra_forbidden":
             message = "unknown field"

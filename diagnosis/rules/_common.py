@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gradlab_contract.spec import RELU_FAMILY, SATURATING_ACTIVATIONS, JobSpec
 
 from diagnosis.findings import num
@@ -36,7 +38,29 @@ def scaled_lr(spec: JobSpec, factor: float) -> float:
 
 
 def saturating(spec: JobSpec) -> bool:
-    return spec.model.activation in SATURATING_ACTIVATIONS
+    return bool(spec.model.activations() & SATURATING_ACTIVATIONS)
+
+
+def uses_relu_family(spec: JobSpec) -> bool:
+    return bool(spec.model.activations() & RELU_FAMILY)
+
+
+def plain_resnet(spec: JobSpec) -> bool:
+    """A resnet built without its shortcuts: the plain network of He et al.'s comparison."""
+    return spec.model.kind == "resnet" and spec.model.resnet_spec.shortcut == "none"
+
+
+def normalization_remedy(spec: JobSpec) -> dict[str, Any] | None:
+    """The spec change that normalizes every layer, in the field the model's kind reads; None
+    where no single field does it (a sequential model's norms are layers of its list)."""
+    kind = spec.model.kind
+    if kind == "sequential":
+        return None
+    if kind == "resnet":
+        if spec.model.resnet_spec.norm != "none":
+            return None
+        return {"model.resnet.norm": "batch"}
+    return {"model.batch_norm": True}
 
 
 def longer(spec: JobSpec, factor: int) -> dict[str, int]:

@@ -6,12 +6,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gradlab_contract.spec import RELU_FAMILY, SATURATING_ACTIVATIONS
-
 from diagnosis.findings import Finding, num, pct
 from diagnosis.measure import layer_medians
 from diagnosis.record import RunRecord, SnapshotRecord
-from diagnosis.rules._common import init_words, suited_init
+from diagnosis.rules._common import (
+    init_words,
+    normalization_remedy,
+    saturating,
+    suited_init,
+    uses_relu_family,
+)
 from diagnosis.rules.learning_rate import lr_evidence, safer_lr
 from diagnosis.thresholds import Thresholds
 
@@ -60,7 +64,7 @@ def activation_collapse(record: RunRecord, t: Thresholds) -> list[Finding]:
 
 def saturation(record: RunRecord, t: Thresholds) -> list[Finding]:
     spec = record.spec
-    if spec.model.activation not in SATURATING_ACTIVATIONS:
+    if not saturating(spec):
         return []
     steps = record.recent_steps("activation", t.window)
     fractions = layer_medians(record, "activation", "saturated_fraction", steps)
@@ -90,7 +94,7 @@ def saturation(record: RunRecord, t: Thresholds) -> list[Finding]:
 
 def dead_units(record: RunRecord, t: Thresholds) -> list[Finding]:
     spec = record.spec
-    if spec.model.activation not in RELU_FAMILY:
+    if not uses_relu_family(spec):
         return []
     steps = record.recent_steps("activation", t.window)
     fractions = layer_medians(record, "activation", "dead_fraction", steps)
@@ -125,12 +129,12 @@ def dead_units(record: RunRecord, t: Thresholds) -> list[Finding]:
     )]
 
 
-def _init_remedy(record: RunRecord) -> dict[str, Any]:
+def _init_remedy(record: RunRecord) -> dict[str, Any] | None:
     spec = record.spec
     scheme = suited_init(spec.model.activation)
     if spec.model.init.scheme != scheme:
         return {"model.init.scheme": scheme}
-    return {"model.batch_norm": True}
+    return normalization_remedy(spec)
 
 
 def _init_suggestion(record: RunRecord) -> str:

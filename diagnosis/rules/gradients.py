@@ -19,7 +19,7 @@ from gradlab_contract.spec import JobSpec
 from diagnosis.findings import Finding, num
 from diagnosis.measure import median
 from diagnosis.record import RunRecord
-from diagnosis.rules._common import init_words, suited_init
+from diagnosis.rules._common import init_words, normalization_remedy, plain_resnet, suited_init
 from diagnosis.thresholds import Thresholds
 
 
@@ -88,10 +88,16 @@ def vanishing_gradients(record: RunRecord, t: Thresholds) -> list[Finding]:
     )]
 
 
-def _cause(spec: JobSpec, layers: int, per_layer: float) -> tuple[str, str, dict[str, Any]]:
+def _cause(spec: JobSpec, layers: int, per_layer: float) -> tuple[str, str, dict[str, Any] | None]:
     """Why the gradient shrinks, what to do, and the spec change, most specific cause first."""
     activation, scheme = spec.model.activation, spec.model.init.scheme
     shrink = f"by about {num(per_layer)} per layer over {layers} layers"
+    if plain_resnet(spec):
+        return (f"This plain network has no shortcuts, so the backward signal must pass through "
+                f"every one of its layers and is scaled at each: the gradient shrank {shrink}",
+                "Add identity shortcuts (He et al., 2016): x + F(x) carries the gradient past "
+                "every block unchanged, so depth stops degrading training.",
+                {"model.resnet.shortcut": "identity"})
     if activation == "sigmoid":
         return (f"Sigmoid's derivative is at most 0.25 and back-propagation multiplies one such "
                 f"factor per layer: the gradient shrank {shrink}",
@@ -111,4 +117,4 @@ def _cause(spec: JobSpec, layers: int, per_layer: float) -> tuple[str, str, dict
                 {"model.activation": "relu", "model.init.scheme": "kaiming_normal"})
     return (f"The gradient shrank {shrink}",
             "Add batch norm, which keeps every layer's signal at a similar scale (§4).",
-            {"model.batch_norm": True})
+            normalization_remedy(spec))

@@ -7,7 +7,7 @@ from gradlab_contract.catalog import enum_values
 from gradlab_contract.models import Catalog, CatalogValue
 
 from service.deps import CurrentTeam, ServicesDep
-from service.problems import problem_doc
+from service.http.problems import problem_doc
 from store.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=problem_doc(401))

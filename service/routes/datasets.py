@@ -8,16 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 from gradlab_contract.models import DatasetInfo
 
-from service.body_limit import Limit
 from service.deps import CurrentTeam, ServicesDep
-from service.problems import problem_doc
+from service.http.body_limit import Limit
+from service.http.problems import problem_doc
 from service.uploads import builtin_datasets, save_upload
 from store import datasets
 from store.settings import Settings
 
 # Room for the multipart framing and the name and description fields around the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
-# Form fields are stored as text, which PostgreSQL refuses to hold a NUL in (service.nul_guard
+# Form fields are stored as text, which PostgreSQL refuses to hold a NUL in (service.http.nul_guard
 # searches JSON bodies; an upload's body is binary, so its text fields say so themselves).
 NO_NUL = r"^[^\x00]*$"
 
@@ -62,7 +62,7 @@ router.add_api_route("", list_datasets, methods=["GET"], summary="List data sets
 
 
 def body_limits(settings: Settings) -> dict[tuple[str, str], Limit]:
-    """The upload's request size limit (service.body_limit), from the settings."""
+    """The upload's request size limit (service.http.body_limit), from the settings."""
     limit = Limit(settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
                   f"uploads are limited to {settings.max_upload_bytes:,} bytes", field="file")
     return {("POST", "/v1/datasets"): limit}

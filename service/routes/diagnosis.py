@@ -7,7 +7,7 @@ from gradlab_contract.models import Diagnosis, Job, RemedyRequest
 
 from service.deps import CurrentTeam, JobDep, ServicesDep
 from service.diagnosing import job_diagnosis, remedied_spec
-from service.problems import problem_doc
+from service.http.problems import problem_doc
 from service.routes.jobs import IdempotencyKey
 from service.submission import submit_job
 

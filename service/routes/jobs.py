@@ -9,8 +9,8 @@ from gradlab_contract.models import Job, JobPage, JobStatus
 from gradlab_contract.spec import JobSpec
 
 from service.deps import CurrentTeam, JobDep, ServicesDep, idempotency_key_header
-from service.problems import problem_doc
-from service.strict_body import strict_json_body
+from service.http.problems import problem_doc
+from service.http.strict_body import strict_json_body
 from service.submission import submit_job
 from store import jobs
 

@@ -9,8 +9,8 @@ from gradlab_contract.live import JobLogPage
 from sse_starlette import EventSourceResponse
 
 from service.deps import CurrentTeam, JobDep, ServicesDep
+from service.http.problems import problem_doc
 from service.live.streams import StreamSlots, Subject, event_response, parse_last_event_id
-from service.problems import problem_doc
 from service.routes.studies import StudyDep
 from store import joblogs
 

@@ -16,7 +16,7 @@ from gradlab_contract.models import (
 
 from service.deps import CurrentTeam, ServicesDep, idempotency_key_header
 from service.errors import InvalidSpec
-from service.problems import problem_doc
+from service.http.problems import problem_doc
 from service.studies.submit import submit_study
 from service.studies.templates import list_templates
 from store import studies, study_compare

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from gradlab_contract.models import Layer, MetricsResponse, SnapshotKind, SnapshotPage
 
 from service.deps import JobDep, ServicesDep
-from service.problems import problem_doc
-from store import metrics, snapshots
+from service.http.problems import problem_doc
+from store import series, snapshots
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["telemetry"],
                    responses=problem_doc(401, 404, 422, 503))
@@ -35,12 +35,12 @@ def get_metrics(
     `max_points` is downsampled on the server keeping each bucket's lowest and highest point, so
     a one-step spike stays visible at any zoom. Non-finite values (a diverged loss) are null."""
     with services.db.read() as session:
-        series = metrics.query_series(
+        found = series.query_series(
             session, job_id=job.id, names=_split_names(names), start_step=start_step,
             end_step=end_step,
             max_points=max_points or services.settings.metrics_max_points_default,
         )
-    return MetricsResponse(series=series)
+    return MetricsResponse(series=found)
 
 
 @router.get("/layers", summary="Layers of a job's model")

@@ -10,7 +10,7 @@ from gradlab_contract.live import Webhook, WebhookCreate, WebhookDelivery
 
 from service.deps import CurrentTeam, ServicesDep
 from service.errors import InvalidSpec
-from service.problems import problem_doc
+from service.http.problems import problem_doc
 from store import webhooks
 from store.errors import QuotaExceeded
 from store.webhooks import WebhookRecord

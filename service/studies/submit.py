@@ -9,7 +9,6 @@ another team's job. An Idempotency-Key makes a retried submit return the first s
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from gradlab_contract.models import StudyCreate
@@ -24,9 +23,7 @@ from service.submission import fingerprint, resolve_upload
 from store import studies
 from store.studies import CreatedStudy
 from store.teams import Team
-from taskqueue import publish_job
-
-log = logging.getLogger(__name__)
+from taskqueue import publish_or_reconcile
 
 
 def resolve_request(body: StudyCreate) -> StudyCreate:
@@ -72,7 +69,8 @@ def submit_study(
             idempotency_key=idempotency_key, request_hash=request_hash(body),
         )
     for job_id in created.job_ids:
-        _publish(services, job_id, created.study.id)
+        publish_or_reconcile(services.celery, services.settings, job_id,
+                             study_id=created.study.id)
     return created
 
 
@@ -95,11 +93,3 @@ def _checked(services: Services, team: Team, run: Run) -> studies.NewRun:
         raise InvalidSpec(exc.message, field=f"variant {run.variant}: {exc.field}") from None
     return studies.NewRun(run.variant, run.seed, spec, estimate.total_steps)
 
-
-def _publish(services: Services, job_id: str, study_id: str) -> None:
-    try:
-        publish_job(services.celery, services.settings, job_id, study_id=study_id)
-    except Exception:
-        # The job is committed as queued; the reconciler re-publishes what the broker lost.
-        log.warning("could not publish study job %s; the reconciler will retry", job_id,
-                    exc_info=True)

@@ -58,6 +58,22 @@ _AUGMENTATION = {
     "grid": {"data.augment": [{}, {"shift": 4, "noise_std": 0.1}]},
 }
 
+# He et al. (2016): a plain deep network trains worse than a shallower one; the same depth with
+# identity shortcuts does not. A residual MLP on MNIST-1D (flat, no normalization, ReLU with
+# PyTorch's default init, width 32), plain (shortcut none) or residual, 2 or 10 blocks (6 or 22
+# weighted layers). Measured on this CPU (seed 0, 400 steps): at 10 blocks the plain net stays at
+# chance (0.09; its first layer's gradient is ~1e-8 of the output layer's, which the diagnosis
+# names as vanishing gradients) while the residual one reaches 0.47; at 2 blocks both train.
+_DEPTHS = [[{"channels": 32, "blocks": 2}], [{"channels": 32, "blocks": 10}]]
+_RESIDUAL_VS_PLAIN = {
+    "name": "residual vs plain",
+    "base": _base({"dataset": "mnist1d"},
+                  {"kind": "resnet", "resnet": {"flat": True, "norm": "none", "stem_channels": 32,
+                                                "stages": _DEPTHS[0]}},
+                  {"name": "adam", "lr": 0.001}, steps=400),
+    "grid": {"model.resnet.stages": _DEPTHS, "model.resnet.shortcut": ["none", "identity"]},
+}
+
 TEMPLATES: dict[str, tuple[str, dict[str, Any]]] = {
     "init_x_activation": ("zeros / normal 0.01 / xavier / kaiming init x sigmoid / tanh / relu "
                           "on a 6-layer MLP (digits)", _INIT_X_ACTIVATION),
@@ -68,6 +84,9 @@ TEMPLATES: dict[str, tuple[str, dict[str, Any]]] = {
                         "chance, with it lr 2.0 trains best", _BATCH_NORM_X_LR),
     "augmentation_small_data": ("no augmentation vs shift + noise on 300 MNIST-1D sequences",
                                 _AUGMENTATION),
+    "residual_vs_plain": ("plain vs residual MLP at 2 and 10 blocks (MNIST-1D): the plain deep "
+                          "net's gradients vanish and it stays at chance, the residual one "
+                          "trains", _RESIDUAL_VS_PLAIN),
 }
 
 

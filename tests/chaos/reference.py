@@ -56,10 +56,11 @@ def reference(spec: dict[str, Any]) -> Reference:
 @cache
 def _reference(spec_json: str) -> Reference:
     import torch
+    from gradlab_contract.models import Snapshot
     from gradlab_contract.spec import JobSpec
 
     from training import train
-    from training.types import Snapshot, TrainingCallbacks
+    from training.types import TrainingCallbacks
 
     metrics: dict[tuple[str, int], float | None] = {}
     snapshots: dict[tuple[str, str, int], dict[str, Any]] = {}

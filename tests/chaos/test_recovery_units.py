@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from gradlab_contract.models import Layer
 from gradlab_contract.spec import JobSpec
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,6 @@ from store import jobs, leases, teams
 from store.db import Database
 from store.errors import StaleAttempt, Unavailable
 from store.settings import Settings
-from training.types import LayerInfo
 from worker import runner, shutdown
 from worker.checkpoints import CheckpointFiles
 from worker.reporter import Reporter, TransientStoreError
@@ -36,7 +36,7 @@ class FlakySink:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.metrics: list[tuple[int, str, float]] = []
-        self.layers: list[LayerInfo] = []
+        self.layers: list[Layer] = []
         self.checkpoints: list[int] = []
         self.heartbeats = 0
 
@@ -45,7 +45,7 @@ class FlakySink:
             self.failures -= 1
             raise TransientStoreError("database unavailable")
 
-    def write_layers(self, layers: list[LayerInfo]) -> None:
+    def write_layers(self, layers: list[Layer]) -> None:
         self._outage()
         self.layers.extend(layers)
 
@@ -65,7 +65,7 @@ class FlakySink:
         return False
 
 
-LAYER = LayerInfo("fc1", "linear", [4, 2], 12, 0)
+LAYER = Layer(name="fc1", type="linear", shape=[4, 2], parameters=12, depth=0)
 
 
 def test_rows_kept_through_an_outage_are_written_once_afterwards() -> None:
@@ -300,7 +300,7 @@ def test_the_ending_of_a_stopped_job_depends_on_why_it_stopped(clean_shutdown: N
     timed_out = threading.Event()
     assert runner._ending(stopped, reporter, timed_out).status == "failed"
     shutdown.request("the worker is shutting down")
-    assert runner._ending(stopped, reporter, timed_out).status == runner.RELEASED
+    assert runner._ending(stopped, reporter, timed_out).status == runner.Outcome.RELEASED
     timed_out.set()
     assert runner._ending(stopped, reporter, timed_out).error.startswith("timeout")  # type: ignore[union-attr]
     reporter.cancel_requested = True

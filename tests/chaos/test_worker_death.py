@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from store import leases, metrics, orm
+from store import leases, orm, series
 from store.errors import StaleAttempt
 from tests.chaos import specs
 from tests.chaos.checks import RECOVERY_BOUND, assert_resumed_exactly
@@ -85,7 +85,7 @@ def _assert_attempt_is_fenced(
     """Every write the store takes from a worker refuses `attempt` while `running` is current."""
     db = stack.database
     writes = {
-        "write_metrics": lambda s: metrics.write_metrics(
+        "write_metrics": lambda s: series.write_metrics(
             s, job_id=job_id, attempt=attempt, rows=[(1, "train_loss", 123.0)]),
         "renew_lease": lambda s: leases.renew_lease(
             s, job_id=job_id, attempt=attempt, lease_seconds=60),

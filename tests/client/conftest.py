@@ -28,7 +28,7 @@ from gradlab_client import Client
 from gradlab_client.cli import main
 
 from service import create_app
-from store import leases, metrics, snapshots, teams
+from store import leases, series, snapshots, teams
 from store.db import Database
 from store.settings import Settings, filesystem_broker_options
 from taskqueue import make_celery
@@ -150,7 +150,7 @@ def record(database: Database, claim: Callable[[str], int]) -> Callable[[str], i
         shots = [snapshot_of(step, layer["name"], layer["depth"], kind)
                  for step in (0, 5) for kind in ("gradient", "weight") for layer in LAYERS]
         with database.transaction() as session:
-            metrics.write_metrics(session, job_id=job_id, attempt=attempt, rows=rows)
+            series.write_metrics(session, job_id=job_id, attempt=attempt, rows=rows)
             snapshots.write_layers(session, job_id=job_id, attempt=attempt, layers=LAYERS)
             snapshots.write_snapshots(session, job_id=job_id, attempt=attempt, snapshots=shots)
         return attempt

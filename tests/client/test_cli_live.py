@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from store import events, joblogs, leases, metrics
+from store import events, joblogs, leases, series
 from store.db import Database
 from store.joblogs import LogLine
 
@@ -32,7 +32,7 @@ def _train(database: Database, job_id: str, attempt: int) -> None:
     time.sleep(0.3)
     rows = [(step, "train_loss", 2.0 / step) for step in range(1, 11)]
     with database.transaction() as session:
-        metrics.write_metrics(session, job_id=job_id, attempt=attempt, rows=rows)
+        series.write_metrics(session, job_id=job_id, attempt=attempt, rows=rows)
         events.metrics(session, job_id=job_id, rows=rows)
     time.sleep(0.3)
     with database.transaction() as session:

@@ -88,4 +88,4 @@ def test_spec_round_trips_through_json() -> None:
 def test_catalog_describes_exactly_the_spec_enums() -> None:
     for path, literal in ENUMS.items():
         assert set(DESCRIPTIONS[path]) == set(get_args(literal)), path
-    assert len(enum_values()["model.activation"]) == 11
+    assert len(enum_values()["model.activation"]) == 12

@@ -115,7 +115,7 @@ def test_the_worker_leaves_an_over_quota_job_queued_and_restarts_its_republish_c
     """worker/tasks.py retries the task after a pause; the runner's part is to change nothing
     but enqueued_at, so the reconciler does not also re-send it."""
     from worker.context import WorkerContext
-    from worker.runner import OVER_QUOTA, run_job
+    from worker.runner import Outcome, run_job
 
     running, waiting = _team_with_jobs(database, "acme", 2)
     long_ago = orm.utcnow() - timedelta(hours=1)
@@ -124,7 +124,7 @@ def test_the_worker_leaves_an_over_quota_job_queued_and_restarts_its_republish_c
     settings = db_settings.model_copy(update={"max_running_jobs_per_team": 1})
     assert _claim(database, running, max_running=1) == 1
     context = WorkerContext(settings=settings, database=database, celery=celery_app)
-    assert run_job(context, waiting) == OVER_QUOTA
+    assert run_job(context, waiting) == Outcome.OVER_QUOTA
     with database.read() as session:
         row = session.get(orm.Job, waiting)
         assert row is not None and (row.status, row.attempt) == ("queued", 0)

@@ -9,7 +9,7 @@ from celery import Celery
 from fastapi.testclient import TestClient
 
 from service import create_app
-from service.ratelimit import LocalLimiter, RedisLimiter, retry_after_header
+from service.http.ratelimit import LocalLimiter, RedisLimiter, retry_after_header
 from store.settings import Settings
 from tests.service.support import PROBLEM_JSON, SPIRAL
 

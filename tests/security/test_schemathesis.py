@@ -31,7 +31,7 @@ from schemathesis.engine import Status, events
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service import create_app
-from store import findings, leases, metrics, snapshots
+from store import findings, leases, series, snapshots
 from store.db import Database
 from store.settings import Settings
 from tests.service.support import BOTH_BACKENDS, PROBLEM_JSON, SPIRAL
@@ -96,7 +96,7 @@ def _seed(api: FastAPI, key: str, database: Database) -> dict[str, str]:
         attempt = leases.claim_job(session, job_id=job_id, worker="w", device="cpu",
                                    lease_seconds=60)
         assert attempt is not None
-        metrics.write_metrics(session, job_id=job_id, attempt=attempt, rows=[
+        series.write_metrics(session, job_id=job_id, attempt=attempt, rows=[
             (step, name, value) for step in range(0, 100, 10)
             for name, value in (("train_loss", 1 / (step + 1)), ("val_accuracy", math.nan))])
         snapshots.write_layers(session, job_id=job_id, attempt=attempt, layers=[

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from gradlab_contract.models import Diagnosis, Job
 
-from store import findings, leases, metrics, snapshots
+from store import findings, leases, series, snapshots
 from store.db import Database
 from store.errors import StaleAttempt
 from tests.service.support import PROBLEM_JSON, JsonDict
@@ -112,7 +112,7 @@ def test_a_job_that_ended_without_a_diagnosis_is_diagnosed_from_the_store(
     rows += [(step, "train_accuracy", 0.33) for step in range(1, 101)]
     with database.transaction() as session:
         snapshots.write_layers(session, job_id=job["id"], attempt=attempt, layers=layers)
-        metrics.write_metrics(session, job_id=job["id"], attempt=attempt, rows=rows)
+        series.write_metrics(session, job_id=job["id"], attempt=attempt, rows=rows)
     finish(database, job["id"], attempt, status="failed")
     found = diagnosis_of(client, auth, job["id"])
     assert found.final

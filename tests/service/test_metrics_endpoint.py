@@ -12,7 +12,7 @@ from celery import Celery
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.metrics import queue_depth, queued_age_seconds
+from service.http.prometheus import queue_depth, queued_age_seconds
 from store import leases
 from store.db import Database
 from store.settings import Settings

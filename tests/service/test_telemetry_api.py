@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from gradlab_contract.models import MetricsResponse, SnapshotPage
 
-from store import leases, metrics, snapshots
+from store import leases, series, snapshots
 from store.db import Database
 from tests.service.support import BOTH_BACKENDS, JsonDict
 
@@ -24,7 +24,7 @@ def running(submit: Callable[..., JsonDict], claim: Callable[[str], int]) -> tup
 
 def write_metrics(database: Database, job: tuple[str, int], rows: list[Any]) -> None:
     with database.transaction() as session:
-        metrics.write_metrics(session, job_id=job[0], attempt=job[1], rows=rows)
+        series.write_metrics(session, job_id=job[0], attempt=job[1], rows=rows)
 
 
 def snapshot(step: int, kind: str, layer: str, depth: int) -> dict[str, Any]:

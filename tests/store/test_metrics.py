@@ -8,21 +8,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store import leases, metrics, orm, snapshots
+from store import leases, orm, series, snapshots
 from store.db import Database
 from store.errors import InvalidInput, StaleAttempt
 
 
 def _write(
-    database: Database, job_id: str, rows: list[metrics.MetricRow], attempt: int = 1
+    database: Database, job_id: str, rows: list[series.MetricRow], attempt: int = 1
 ) -> None:
     with database.transaction() as session:
-        metrics.write_metrics(session, job_id=job_id, attempt=attempt, rows=rows)
+        series.write_metrics(session, job_id=job_id, attempt=attempt, rows=rows)
 
 
 def _series(database: Database, job_id: str, **keywords: object) -> dict[str, list[tuple]]:
     with database.read() as session:
-        found = metrics.query_series(session, job_id=job_id, **keywords)  # type: ignore[arg-type]
+        found = series.query_series(session, job_id=job_id, **keywords)  # type: ignore[arg-type]
     return {s.name: list(zip(s.steps, s.values, strict=True)) for s in found}
 
 
@@ -37,7 +37,7 @@ def test_written_metrics_read_back_in_step_order(database: Database, running: st
         "accuracy": [(1, 0.1)], "loss": [(1, 0.9), (2, 0.5)],
     }
     with database.read() as session:
-        assert metrics.metric_names(session, job_id=running) == ["accuracy", "loss"]
+        assert series.metric_names(session, job_id=running) == ["accuracy", "loss"]
 
 
 def test_non_finite_values_come_back_as_none(database: Database, running: str) -> None:
@@ -80,7 +80,7 @@ def test_truncate_after_removes_what_a_resumed_attempt_rewrites(
         snapshots.write_snapshots(
             session, job_id=running, attempt=1, snapshots=[_snapshot(4), _snapshot(8)]
         )
-        metrics.truncate_after(session, job_id=running, attempt=1, step=5)
+        series.truncate_after(session, job_id=running, attempt=1, step=5)
     assert [step for step, _ in _series(database, running)["loss"]] == [1, 2, 3, 4, 5]
     assert count_rows("snapshots") == 1
 
@@ -146,8 +146,8 @@ def test_downsampling_properties(
     both ends, the global minimum, and a non-finite point (or else the maximum) kept."""
     rows = [(step, "loss", value) for step, value in enumerate(values)]
     with database.transaction() as session:
-        metrics.truncate_after(session, job_id=running, attempt=1, step=-1)
-        metrics.write_metrics(session, job_id=running, attempt=1, rows=rows)
+        series.truncate_after(session, job_id=running, attempt=1, step=-1)
+        series.write_metrics(session, job_id=running, attempt=1, rows=rows)
     got = _series(database, running, max_points=max_points)["loss"]
     original = [(step, None if math.isnan(v) else v) for step, _, v in rows]
     assert len(got) <= max_points

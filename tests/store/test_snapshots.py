@@ -4,19 +4,18 @@ import math
 from collections.abc import Callable
 
 import pytest
-from gradlab_contract.models import Histogram, Layer
+from gradlab_contract.models import Histogram, Layer, Snapshot
 
 from store import snapshots
 from store.db import Database
 from store.errors import InvalidInput, StaleAttempt
-from training import types
 
 
 def _snapshot(
     step: int, kind: str = "gradient", layer: str = "fc1", depth: int = 0
-) -> types.Snapshot:
-    histogram = types.Histogram(edges=[-1.0, 0.0, 1.0], counts=[2, 3])
-    return types.Snapshot(
+) -> Snapshot:
+    histogram = Histogram(edges=[-1.0, 0.0, 1.0], counts=[2, 3])
+    return Snapshot(
         step=step, kind=kind, layer=layer, depth=depth,  # type: ignore[arg-type]
         stats={"mean": 0.1, "std": math.nan, "max": math.inf},
         histogram=histogram,
@@ -90,8 +89,8 @@ def test_a_bad_cursor_or_snapshot_is_invalid_input(database: Database, running: 
 
 def test_layers_are_stored_once_per_name(database: Database, running: str) -> None:
     layers = [
-        types.LayerInfo(name="out", type="linear", shape=[3, 64], parameters=195, depth=1),
-        types.LayerInfo(name="fc1", type="linear", shape=[64, 2], parameters=192, depth=0),
+        Layer(name="out", type="linear", shape=[3, 64], parameters=195, depth=1),
+        Layer(name="fc1", type="linear", shape=[64, 2], parameters=192, depth=0),
     ]
     with database.transaction() as session:
         snapshots.write_layers(session, job_id=running, attempt=1, layers=layers)

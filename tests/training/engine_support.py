@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from gradlab_contract.models import Layer, Snapshot
 from gradlab_contract.shapes import DataKind, DataShape
 from gradlab_contract.spec import JobSpec
 
 from training.data import Dataset
-from training.types import LayerInfo, Snapshot, TrainingCallbacks
+from training.types import TrainingCallbacks
 
 # The built-in set whose family matches each kind of data (only the spec's validation reads it:
 # the tests pass their own tensors as the dataset).
@@ -67,7 +68,7 @@ def make_spec(kind: DataKind = "vector", **sections: Any) -> JobSpec:
 class Recorder:
     """Collects everything the engine reports, in order."""
 
-    layers: list[LayerInfo] = field(default_factory=list)
+    layers: list[Layer] = field(default_factory=list)
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     snapshots: dict[int, list[Snapshot]] = field(default_factory=dict)
     checkpoints: list[int] = field(default_factory=list)
@@ -85,7 +86,7 @@ class Recorder:
             should_stop=self._should_stop,
         )
 
-    def _on_layers(self, layers: list[LayerInfo]) -> None:
+    def _on_layers(self, layers: list[Layer]) -> None:
         self.layers = layers
 
     def _on_metrics(self, step: int, metrics: dict[str, float]) -> None:

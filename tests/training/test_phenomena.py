@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from engine_support import Recorder, make_spec, snapshot, tiny_dataset
+from gradlab_contract.models import Snapshot
 
 from training import train
-from training.types import Snapshot
 
 WIDE = {"input_shape": (64,), "n_train": 256, "n_val": 64, "spread": 0.3}  # inputs ~ unit variance
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 from engine_support import Recorder, make_spec, snapshot, tiny_dataset
+from gradlab_contract.models import Snapshot
 
 import training.loop as loop
 from training import train
@@ -20,7 +21,6 @@ from training.probes import (
     summarize,
 )
 from training.runtime import seeded_model
-from training.types import Snapshot
 
 BINS = 16
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from gradlab_contract.spec import JobSpec
 
-from store import findings, leases, metrics, snapshots
+from store import findings, leases, series, snapshots
 from store import jobs as store_jobs
 from store.db import Database
 
@@ -95,7 +95,7 @@ def write_big_job(database: Database, *, team_id: str, steps: int = 100_000, lay
     rows = _metric_rows(steps, layers)
     for start in range(0, len(rows), 50_000):
         with database.transaction() as session:
-            metrics.write_metrics(session, job_id=job.id, attempt=attempt,
+            series.write_metrics(session, job_id=job.id, attempt=attempt,
                                   rows=rows[start:start + 50_000])
     for step in snapshot_steps(steps, snapshot_every):
         with database.transaction() as session:

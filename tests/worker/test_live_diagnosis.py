@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 import pytest
+from gradlab_contract.models import Layer, Snapshot
 from gradlab_contract.shapes import total_steps
 from gradlab_contract.spec import JobSpec
 
@@ -17,7 +18,6 @@ from store import findings, jobs, teams
 from store.db import Database
 from store.errors import StaleAttempt, Unavailable
 from store.settings import Settings
-from training.types import LayerInfo, Snapshot
 from worker import diagnose as live_module
 from worker.context import WorkerContext
 from worker.diagnose import LiveDiagnosis
@@ -30,13 +30,16 @@ SPEC = JobSpec.model_validate({
     "training": {"steps": 100, "batch_size": 32, "eval_every": 20, "device": "cpu"},
     "telemetry": {"snapshot_every": 20, "bins": 8},
 })
-LAYERS = [LayerInfo("fc1", "linear", [16, 2], 48, 0), LayerInfo("fc2", "linear", [16, 16], 272, 1),
-          LayerInfo("out", "linear", [3, 16], 51, 2)]
+LAYERS = [Layer(name="fc1", type="linear", shape=[16, 2], parameters=48, depth=0),
+          Layer(name="fc2", type="linear", shape=[16, 16], parameters=272, depth=1),
+          Layer(name="out", type="linear", shape=[3, 16], parameters=51, depth=2)]
 
 
 def zero_weights(step: int) -> list[Snapshot]:
     stats = {"unit_std": 0.0, "std": 0.0, "l2": 0.0, "mean": 0.0}
-    return [Snapshot(step, "weight", layer.name, layer.depth, stats, None)  # type: ignore[arg-type]
+    # No histogram: the diagnosis reads the statistics alone.
+    return [Snapshot.model_construct(step=step, kind="weight", layer=layer.name,
+                                     depth=layer.depth, stats=stats, histogram=None)
             for layer in LAYERS]
 
 
@@ -107,7 +110,7 @@ def test_a_failing_rule_costs_the_diagnosis_not_the_job(
 
 
 class RaisingObserver:
-    def on_layers(self, layers: list[LayerInfo]) -> None:
+    def on_layers(self, layers: list[Layer]) -> None:
         raise RuntimeError("observer bug")
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
@@ -121,7 +124,7 @@ class NullSink:
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, float]] = []
 
-    def write_layers(self, layers: list[LayerInfo]) -> None: ...
+    def write_layers(self, layers: list[Layer]) -> None: ...
     def write_metrics(self, rows: list[tuple[int, str, float]]) -> None:
         self.rows += rows
 

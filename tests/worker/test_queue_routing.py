@@ -103,7 +103,7 @@ def test_a_released_study_job_goes_back_to_the_study_queue(
     database: Database, context: WorkerContext, db_settings: Settings, redis_url: str,
     two_jobs: tuple[str, str],
 ) -> None:
-    ending = runner.Ending(runner.RELEASED, steps=40, error="the worker is shutting down")
+    ending = runner.Ending(runner.Outcome.RELEASED, steps=40, error="the worker is shutting down")
     for job_id in two_jobs:
         with database.transaction() as session:
             attempt = leases.claim_job(session, job_id=job_id, worker="w", device="cpu",
@@ -111,7 +111,7 @@ def test_a_released_study_job_goes_back_to_the_study_queue(
             state = leases.load_job_state(session, job_id=job_id)
         assert attempt is not None
         files = CheckpointFiles(db_settings.checkpoints_dir, job_id)
-        assert runner._release(context, state, attempt, ending, files) == runner.RELEASED
+        assert runner._release(context, state, attempt, ending, files) == runner.Outcome.RELEASED
     study_job, single = two_jobs
     assert_routed(redis_url, db_settings, study_job=study_job, single=single)
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from gradlab_contract.models import Snapshot
 
 from training.probes.on_device import reduce_on_device
 from training.probes.on_host import reduce_on_host
 from training.probes.readout import QUANTILE_SAMPLE, Reductions, read_snapshots
 from training.probes.tensors import UNIT_STD_EXAMPLES, ActivationRecorder, ProbeTensor, collect
-from training.types import Snapshot
 
 __all__ = [
     "QUANTILE_SAMPLE",

@@ -39,8 +39,9 @@ def reduce_on_device(probes: Sequence[ProbeTensor], *, bins: int, activation: st
     log_lo = _least_finite(logs, moments)
     log_hi = torch.maximum(lo[: len(logs)].abs(), hi[: len(logs)].abs()).log()
     counts = _histograms([*tensors, *logs], torch.cat([lo, log_lo]), torch.cat([hi, log_hi]), bins)
-    acts = [x for x, p in zip(tensors, probes, strict=True) if p.kind == "activation"]
-    extras = _activation_stats(acts, activation)
+    acts = [(x, p.nonlinearity or activation)
+            for x, p in zip(tensors, probes, strict=True) if p.kind == "activation"]
+    extras = _activation_stats(acts)
     samples = [_sample(x) for x in tensors]
     floats = torch.cat([part.reshape(-1) for part in (moments, log_lo, extras, *samples)])
     # float64 carries the int64 counts exactly (to 2**53), in the same single copy
@@ -139,11 +140,12 @@ def _row_offsets(sizes: tuple[int, ...], stride: int, device: str) -> torch.Tens
     return torch.repeat_interleave(rows, torch.tensor(sizes, device=device))
 
 
-def _activation_stats(acts: list[torch.Tensor], activation: str) -> torch.Tensor:
+def _activation_stats(acts: list[tuple[torch.Tensor, str]]) -> torch.Tensor:
     """(A, 2): saturated_fraction (tanh |a|>0.99, sigmoid a<0.01 or a>0.99) and dead_fraction
-    (units that are <= 0 for every example and position: ReLU family only)."""
+    (units that are <= 0 for every example and position: ReLU family only), each activation
+    with its own function."""
     rows = []
-    for a in acts:
+    for a, activation in acts:
         zero = a.new_zeros(())
         if activation == "tanh":
             saturated = (a.abs() > 0.99).sum() / a.numel()

@@ -74,11 +74,12 @@ def reduce_on_host(tensors: Sequence[ProbeTensor], *, bins: int, activation: str
         np.concatenate([hi, log_top]),
         bins,
     )
-    acts = [a for a, p in zip(arrays, probes, strict=True) if p.kind == "activation"]
+    acts = [(a, t.nonlinearity or activation)
+            for a, t in zip(arrays, tensors, strict=True) if t.kind == "activation"]
     return Reductions(
         moments=moments,
         log_floor=log_floor,
-        activation=np.array([_activation_stats(a, activation) for a in acts]).reshape(-1, 2),
+        activation=np.array([_activation_stats(a, name) for a, name in acts]).reshape(-1, 2),
         samples=np.split(flat[layout.sample_index], layout.sample_ends[:-1]),
         counts=counts,
         nonfinite=_nonfinite_counts(arrays, lo, hi),

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from gradlab_contract.models import Histogram, Snapshot
 
 from training.probes.tensors import ProbeInfo
-from training.types import Histogram, Snapshot
 
 QUANTILE_SAMPLE = 1024  # per tensor; a tensor at most this big is read exactly
 QUANTILES = (0.01, 0.5, 0.99)
@@ -79,11 +79,14 @@ def read_snapshots(step: int, probes: Sequence[ProbeInfo], reduced: Reductions) 
         stats["p1"], stats["p50"], stats["p99"] = quantiles[i]
         if probe.kind == "activation":  # activations come last
             stats["saturated_fraction"], stats["dead_fraction"] = extras[i - (count - acts)]
-        log_histogram = Histogram(edges[count + i], counts[count + i]) if i < grads else None
-        histogram = Histogram(edges[i], counts[i])
-        snapshots.append(
-            Snapshot(step, probe.kind, probe.layer, probe.depth, stats, histogram, log_histogram)
+        log_histogram = (
+            Histogram(edges=edges[count + i], counts=counts[count + i]) if i < grads else None
         )
+        histogram = Histogram(edges=edges[i], counts=counts[i])
+        snapshots.append(Snapshot(
+            step=step, kind=probe.kind, layer=probe.layer, depth=probe.depth, stats=stats,
+            histogram=histogram, log_histogram=log_histogram,
+        ))
     return snapshots
 
 

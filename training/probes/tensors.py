@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import torch
+from gradlab_contract.spec import SnapshotKind
 from torch.utils.hooks import RemovableHandle
 
 from training.model import ProbedLayer
-from training.types import SnapshotKind
 
 UNIT_STD_EXAMPLES = 16  # an activation's unit_std averages over this many examples of the batch
 KIND_ORDER: tuple[SnapshotKind, ...] = ("gradient", "weight", "activation")
@@ -43,6 +43,7 @@ class ProbeTensor:
     depth: int
     tensor: torch.Tensor
     unit_dim: int  # the dim that indexes the layer's units
+    nonlinearity: str = ""  # an activation's own function, when it is not model.activation
 
     def info(self) -> ProbeInfo:
         return ProbeInfo(self.kind, self.layer, self.depth, tuple(self.tensor.shape), self.unit_dim)
@@ -99,5 +100,6 @@ def collect(
                 grad = torch.zeros_like(layer.weight) if grad is None else grad.detach()
                 found.append(ProbeTensor(kind, layer.name, layer.depth, grad, unit_dim))
             elif layer.name in activations:
-                found.append(ProbeTensor(kind, layer.name, layer.depth, activations[layer.name], 1))
+                found.append(ProbeTensor(kind, layer.name, layer.depth, activations[layer.name], 1,
+                                         layer.nonlinearity))
     return found

@@ -55,9 +55,13 @@ function table(comparison, query, navigate, studyId) {
   return h("table", { class: "jobs", id: "comparison" }, h("thead", {}, head), h("tbody", {}, rows));
 }
 
+// A varied value may be a list or an object (model.resnet.stages): show it as JSON.
+const valueText = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : String(v));
+
 async function overlay(el, comparison, metric) {
   const jobs = comparison.rows.flatMap((r) => r.job_ids.map((id, i) => ({ id, row: r,
-    label: `${comparison.varied.map((p) => `${p.split(".").pop()}=${r.values[p]}`).join(" ")}` +
+    label: `${comparison.varied.map((p) => `${p.split(".").pop()}=${valueText(r.values[p])}`)
+      .join(" ")}` +
       (r.seeds.length > 1 ? ` s${r.seeds[i]}` : "") }))).slice(0, MAX_CURVES);
   const found = await Promise.all(jobs.map((j) => getMetrics(j.id, [metric], 300)));
   const series = jobs.map((j, i) => ({ ...(found[i][metric] || { steps: [], values: [] }),

@@ -22,13 +22,29 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service.errors import ApiError, RateLimited
-from store.errors import QuotaExceeded, StoreError, Unavailable
+from service import errors as service
+from store import errors as store
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 # Seconds a client should wait before retrying when the database is down or a quota is full.
-RETRY_AFTER = {Unavailable: "5", QuotaExceeded: "30"}
+RETRY_AFTER = {store.Unavailable: "5", store.QuotaExceeded: "30"}
+# The HTTP status of each domain error (the nearest class listed wins); the domain knows none.
+STATUS: dict[type[store.DomainError], int] = {
+    store.NotFound: 404,
+    store.Conflict: 409,
+    store.StaleAttempt: 409,
+    store.QuotaExceeded: 429,
+    store.Unavailable: 503,
+    store.InvalidInput: 422,
+    service.Unauthorized: 401,
+    service.InvalidRequest: 422,
+    service.InvalidSpec: 422,
+    service.LimitExceeded: 422,
+    service.InvalidUpload: 422,
+    service.PayloadTooLarge: 413,
+    service.RateLimited: 429,
+}
 # The driver's message (hosts, database names, SQL) goes to the log; the caller learns this.
 UNAVAILABLE_DETAIL = "the database is unavailable; retry later"
 # Methods a 405's Allow header can list (RFC 9110 15.5.6: all the methods the path supports).
@@ -79,22 +95,31 @@ class _Errors:
         return self._errors
 
 
+def status_of(error: store.DomainError) -> int:
+    """The HTTP status a domain error answers with; one not listed is a bug: 500."""
+    for kind in type(error).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StoreError | ApiError)
+    assert isinstance(exc, store.DomainError)
+    status = status_of(exc)
     headers: dict[str, str] = {}
     for kind, seconds in RETRY_AFTER.items():
         if isinstance(exc, kind):
             headers["Retry-After"] = seconds
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, service.RateLimited):
         headers["Retry-After"] = exc.retry_after
-    if exc.status == 401:
+    if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     detail = exc.message
-    if isinstance(exc, Unavailable):
+    if isinstance(exc, store.Unavailable):
         log.warning("%s %s: %s", request.method, request.url.path, exc.message)
         detail = UNAVAILABLE_DETAIL
     return problem_response(
-        exc.status, code=exc.code, detail=detail, field=exc.field, headers=headers or None
+        status, code=exc.code, detail=detail, field=exc.field, headers=headers or None
     )
 
 
@@ -147,8 +172,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(StoreError, _domain_error)
-    app.add_exception_handler(ApiError, _domain_error)
+    app.add_exception_handler(store.DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -169,8 +193,9 @@ def problem_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def document_common_problems(openapi: dict[str, Any]) -> dict[str, Any]:
     """Declare the problems that do not depend on a route, on every operation they apply to,
     so that routes added later are documented too:
-    - an operation that needs a key may answer 401 and 429 (service.ratelimit);
-    - an operation with a body may answer 413 (service.body_limit) and 422 (an unparsable body);
+    - an operation that needs a key may answer 401 and 429 (service.http.ratelimit);
+    - an operation with a body may answer 413 (service.http.body_limit) and 422 (an unparsable
+      body);
     - FastAPI's own 422 schema (HTTPValidationError) is replaced: validation errors are problems.
     """
     problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}

@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge
-from service.problems import problem_response
+from service.http.problems import problem_response
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Limit:
 
 class BodyTooLarge(PayloadTooLarge, HTTPException):
     """Raised from `receive` while FastAPI parses the body: as an HTTPException it passes
-    FastAPI's body parsing unchanged (other errors become a 400 there); as an ApiError it is
+    FastAPI's body parsing unchanged (other errors become a 400 there); as a DomainError it is
     rendered by the one domain error handler."""
 
     def __init__(self, limit: Limit) -> None:

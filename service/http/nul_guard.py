@@ -14,22 +14,19 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ApiError
-from service.problems import problem_response
+from service.errors import InvalidRequest
+from service.http.problems import problem_response
 
 ESCAPE = b"\\u0000"
 DETAIL = "the {where} holds a NUL character, which no field accepts"
 
 
-class NulInRequest(ApiError, HTTPException):
+class NulInRequest(InvalidRequest, HTTPException):
     """Raised from `receive` while the body is parsed: as an HTTPException it passes FastAPI's
-    body parsing unchanged; as an ApiError it is rendered by the domain error handler."""
-
-    code = "invalid_request"
-    status = 422
+    body parsing unchanged; as a DomainError it is rendered by the domain error handler."""
 
     def __init__(self, where: str) -> None:
-        ApiError.__init__(self, DETAIL.format(where=where), field=where)
+        InvalidRequest.__init__(self, DETAIL.format(where=where), field=where)
         HTTPException.__init__(self, 422, detail=self.message)
 
 
