@@ -48,6 +48,7 @@ lint: venv
 	$(BIN)/mypy
 
 bench: venv
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/overhead.py
 
 # The deployment's static checks: Dockerfile (hadolint), docker-compose.yml (compose-spec

@@ -72,7 +72,7 @@ def _vacuum(url: str) -> None:
     """What autovacuum does to a finished job's rows: sets the visibility map (index-only reads)."""
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute("VACUUM ANALYZE metrics")
+        connection.execute("VACUUM ANALYZE metric_chunks")
 
 
 def run(database: Database, url: str) -> None:

@@ -24,8 +24,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
-    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -141,19 +141,27 @@ class Job(Base):
     best_step: Mapped[int | None]  # the best evaluation of training.early_stopping's metric
 
 
-class Metric(Base):
-    __tablename__ = "metrics"
-    # The primary key is the uniqueness rule and the (job, name, step) index at once. On
-    # PostgreSQL it carries the value too, so a series is read from the index alone
-    # (an index-only scan: about twice as fast for the downsampling query).
-    __table_args__ = (
-        PrimaryKeyConstraint("job_id", "name", "step", postgresql_include=["value"]),
+class MetricChunk(Base):
+    """One block of CHUNK_STEPS steps of one series (store/series): the points in `payload`, a
+    summary beside it so that a downsampled read of a long series opens no payload."""
+
+    __tablename__ = "metric_chunks"
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
     )
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(200))
-    step: Mapped[int] = mapped_column(autoincrement=False)
-    value: Mapped[float | None] = mapped_column(Double)  # NULL: not finite (NaN or +-inf)
-    attempt: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    chunk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # step // CHUNK
+    first_step: Mapped[int]
+    last_step: Mapped[int]
+    count: Mapped[int]
+    low_step: Mapped[int | None]  # the lowest finite point
+    low_value: Mapped[float | None] = mapped_column(Double)
+    high_step: Mapped[int | None]  # the highest finite point
+    high_value: Mapped[float | None] = mapped_column(Double)
+    nonfinite_step: Mapped[int | None]  # the first non-finite point
+    attempt: Mapped[int]  # the latest attempt that wrote to the block
+    sketch: Mapped[bytes] = mapped_column(LargeBinary)  # each 64-step run's lowest and highest
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Snapshot(Base):

@@ -1,6 +1,6 @@
 """A study's comparison: one row per variant, its seeds' summaries reduced to mean and spread.
 
-Read-only; the numbers come from the jobs' summaries (final_* and best_*), the metrics table
+Read-only; the numbers come from the jobs' summaries (final_* and best_*), the metric series
 (the first step a series reaches a target) and the findings (diagnosis codes).
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from gradlab_contract.models import COMPARE_METRICS, ComparisonRow, Stat, StudyComparison
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store import orm
+from store import orm, series
 from store.studies import StudyRow
 
 Order = Literal["asc", "desc"]
@@ -76,11 +76,9 @@ def _op(metric: str) -> str:
 
 def _first_steps(session: Session, job_ids: list[str], target: tuple[str, float]) -> dict[str, int]:
     metric, value = target
-    reaches = orm.Metric.value <= value if _op(metric) == "<=" else orm.Metric.value >= value
-    query = (select(orm.Metric.job_id, func.min(orm.Metric.step))
-             .where(orm.Metric.job_id.in_(job_ids), orm.Metric.name == metric, reaches)
-             .group_by(orm.Metric.job_id))
-    return {job_id: int(step) for job_id, step in session.execute(query)}
+    return series.first_steps_reaching(
+        session, job_ids=job_ids, name=metric, value=value, from_above=_op(metric) == "<="
+    )
 
 
 def sort_key(row: ComparisonRow, column: str) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import text, update
 
-from store import orm, teams
+from store import orm, series, teams
 from store.db import Database
 from store.errors import Unavailable
 from store.settings import Settings
@@ -273,11 +273,7 @@ class ChaosStack:
 
     def metric_rows(self, job_id: str) -> list[tuple[str, int, float | None, int]]:
         with self.database.read() as session:
-            result = session.execute(
-                text("SELECT name, step, value, attempt FROM metrics WHERE job_id = :id"),
-                {"id": job_id},
-            )
-            return [(name, step, value, attempt) for name, step, value, attempt in result]
+            return series.all_points(session, job_id=job_id)
 
     def snapshot_rows(self, job_id: str) -> dict[tuple[str, str, int], dict[str, Any]]:
         with self.database.read() as session:

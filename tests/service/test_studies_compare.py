@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from store import orm
+from store import orm, series
 from store.db import Database
 from tests.service.support import BOTH_BACKENDS, SPIRAL, JsonDict
 
@@ -28,10 +28,12 @@ def fake_results(database: Database, study_id: str) -> None:
             final, reach = RESULTS[key]
             job.status, job.summary = "succeeded", {"final_val_accuracy": final,
                                                     "final_train_loss": 1 - final}
-            for step in (0, 10, 20, 30):
-                value = 0.95 if reach is not None and step >= reach else 0.3
-                session.add(orm.Metric(job_id=job.id, name="val_accuracy", step=step,
-                                       value=value, attempt=1))
+            job.status, job.attempt = "running", 1  # a fenced write needs a running attempt
+            session.flush()
+            series.write_metrics(session, job_id=job.id, attempt=1, rows=[
+                (step, "val_accuracy", 0.95 if reach is not None and step >= reach else 0.3)
+                for step in (0, 10, 20, 30)])
+            job.status = "succeeded"
             if key[0] == "tanh":
                 session.add(orm.Finding(job_id=job.id, code="saturation", severity="warning",
                                         title="t", detail="d", evidence={}, final=True))

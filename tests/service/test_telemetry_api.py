@@ -3,6 +3,7 @@ batches through the store) and read back through the API."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,31 @@ def test_metrics_are_downsampled_on_the_server_keeping_spikes(
     assert len(both[1]["steps"]) == 100
     everything = client.get(url, params={"names": "loss,val_acc"}, headers=auth).json()
     assert len(everything["series"][0]["steps"]) <= 1000  # the default max_points
+
+
+@BOTH_BACKENDS
+def test_a_whole_series_streams_as_ndjson_in_step_order(
+    client: TestClient, auth: dict[str, str], database: Database, running: tuple[str, int],
+) -> None:
+    rows = [(step, "loss", 1.0 / (step + 1)) for step in range(0, 5000, 2)]
+    write_metrics(database, running, [*rows, (3, "loss", math.inf)])
+    url = f"/v1/jobs/{running[0]}/metrics/loss/points"
+    response = client.get(url, headers=auth)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert len(lines) > 1  # one line per stored block, not one document
+    steps = [step for line in lines for step in line["steps"]]
+    values = [value for line in lines for value in line["values"]]
+    assert steps == sorted([*range(0, 5000, 2), 3])
+    assert values[:4] == [1.0, 1 / 3, None, 0.2]  # step 3 was not finite
+    window = client.get(url, params={"start_step": 100, "end_step": 110}, headers=auth)
+    assert [s for line in window.text.splitlines() for s in json.loads(line)["steps"]] == list(
+        range(100, 111, 2))
+    missing = client.get(f"/v1/jobs/{running[0]}/metrics/nothing/points", headers=auth)
+    assert missing.status_code == 200 and missing.text == ""  # not recorded (yet): empty
+    backwards = client.get(url, params={"start_step": 9, "end_step": 2}, headers=auth)
+    assert backwards.status_code == 422 and "end_step" in backwards.text
 
 
 @pytest.mark.parametrize(

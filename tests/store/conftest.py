@@ -10,7 +10,7 @@ import pytest
 from gradlab_contract.spec import JobSpec
 from sqlalchemy import text
 
-from store import jobs, leases, teams
+from store import jobs, leases, series, teams
 from store.db import Database
 
 
@@ -71,8 +71,13 @@ def running(make_job: Callable[..., str], claim: Callable[[str], int]) -> str:
 
 @pytest.fixture
 def count_rows(database: Database) -> Callable[[str], int]:
+    """count(table) -> its rows; "metrics" counts the stored points (one per job, name and step),
+    which live in chunks (store/series)."""
+
     def count(table: str) -> int:
         with database.read() as session:
+            if table == "metrics":
+                return series.count_points(session)
             return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
     return count

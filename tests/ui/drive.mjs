@@ -60,9 +60,12 @@ const actions = {
   async job(page, a) {
     const started = Date.now();
     await page.goto(`${plan.base}/ui/#/jobs/${a.id}${a.query ? `?${a.query}` : ""}`);
+    // The first paint that matters: the loss curve drawn (its chart has been given points).
+    const lossMs = page.waitForSelector('[data-chart="loss"][data-points]', { timeout: TIMEOUT })
+      .then(() => Date.now() - started, () => null);
     await rendered(page, a.id);
     const ms = Date.now() - started;
-    return { ms, ...(await describe(page, a)) };
+    return { ms, lossMs: await lossMs, ...(await describe(page, a)) };
   },
   async follow(page, a) {
     const link = page.locator(`li.finding[data-code="${a.code}"] a.evidence`);

@@ -22,22 +22,25 @@ export function curvesSection() {
 
 const CURVES = ["train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_auc", "lr"];
 
-// Two requests, so the loss curves do not wait for 50 layers' ratios (and a 100k-step run's
-// curves are bucketed by the server either way).
-export async function refreshCurves({ boxes }, job, layers) {
-  const ratioNames = layers.map((l) => `update_ratio/${l.name}`);
-  const [all, ratios] = await Promise.all([
-    getMetrics(job.id, CURVES, 600),
-    ratioNames.length ? getMetrics(job.id, ratioNames, 200) : {},
-  ]);
-  lines(boxes.loss, { title: "loss", series: pick(all, ["train_loss", "val_loss"]) });
-  lines(boxes.accuracy, { title: "accuracy",
-    series: pick(all, ["train_accuracy", "val_accuracy", "val_auc"]) });
-  lines(boxes.lr, { title: "learning rate", series: pick(all, ["lr"]) });
-  const series = pick(ratios, ratioNames).map((s) => ({ ...s, name: s.name.slice(13) }));
-  if (series.length > MAX_RATIO_LINES) ratioHeatmap(boxes.ratios, series);
-  else lines(boxes.ratios, { title: "update ratio (log)", logY: true, series,
-    markY: { value: 1e-3, label: "1e-3" } });
+// Two requests, so the loss curves do not wait for 50 layers' ratios, nor for the job and its
+// layers: the curves' request leaves with the page's first ones and is drawn when it lands (the
+// first paint of a long run). The server downsamples either way.
+export async function refreshCurves({ boxes }, jobId, layersReady) {
+  const curves = getMetrics(jobId, CURVES, 600).then((all) => {
+    lines(boxes.loss, { title: "loss", series: pick(all, ["train_loss", "val_loss"]) });
+    lines(boxes.accuracy, { title: "accuracy",
+      series: pick(all, ["train_accuracy", "val_accuracy", "val_auc"]) });
+    lines(boxes.lr, { title: "learning rate", series: pick(all, ["lr"]) });
+  });
+  const ratios = layersReady.then(async (layers) => {
+    const ratioNames = layers.map((l) => `update_ratio/${l.name}`);
+    const found = ratioNames.length ? await getMetrics(jobId, ratioNames, 200) : {};
+    const series = pick(found, ratioNames).map((s) => ({ ...s, name: s.name.slice(13) }));
+    if (series.length > MAX_RATIO_LINES) ratioHeatmap(boxes.ratios, series);
+    else lines(boxes.ratios, { title: "update ratio (log)", logY: true, series,
+      markY: { value: 1e-3, label: "1e-3" } });
+  });
+  await Promise.all([curves, ratios]);
 }
 
 // Layer x step cells of the mean log10 ratio. The server's downsampling keeps each bucket's

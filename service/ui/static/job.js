@@ -43,15 +43,18 @@ export function renderJob(root, jobId, query, { poll, navigate }) {
   let model = [];
 
   poll(async () => {
+    // The model's layers are fixed once the job has started: asked for until they are known.
+    const layersReady = model.length ? Promise.resolve(model) : getLayers(jobId);
+    const curvesDrawn = refreshCurves(curves, jobId, layersReady); // not held by the job's row
     const job = await getJob(jobId);
     head.replaceChildren(header(job));
     // The diagnosis of a finished job may be computed on request (seconds on a long run): it
     // fills its section when it comes, without holding the charts back.
     const findings = getDiagnosis(jobId).then((found) => renderFindings(diagnosis, jobId, found));
-    if (!model.length) model = await getLayers(jobId); // fixed once the job has started
+    model = await layersReady;
     const steps = snapshotSteps(job);
     const newest = steps[steps.length - 1] ?? null;
-    const work = [findings, refreshCurves(curves, job, model)];
+    const work = [findings, curvesDrawn];
     const due = Date.now() - layersDrawnAt >= LAYERS_EVERY_MS || !LIVE.has(job.status);
     if (newest !== lastStepSeen && due) {
       lastStepSeen = newest;
