@@ -42,13 +42,13 @@ def watch_until_done(client: Client, job: Job, interval: float, poll: Poller) ->
     view = _View(job, client.jobs.metrics(job.id))
     last_line, last_status, last_at = "", "", 0.0
 
-    def draw() -> None:
+    def draw(final: bool = False) -> None:
         nonlocal last_line, last_status, last_at
         line = view.line()
         if bar.enabled:
             bar.update(view.job, view.latest_text())
         elif view.job.status != last_status or (
-            line != last_line and time.monotonic() - last_at >= LOG_EVERY
+            line != last_line and (final or time.monotonic() - last_at >= LOG_EVERY)
         ):
             print(line, file=sys.stderr)
             last_line, last_status, last_at = line, view.job.status, time.monotonic()
@@ -59,7 +59,7 @@ def watch_until_done(client: Client, job: Job, interval: float, poll: Poller) ->
             if event.is_end:  # the final values, which the last events may not all carry
                 view.apply(event)
                 view.latest.update(text.latest_values(client.jobs.metrics(job.id)))
-                draw()
+                draw(final=True)
                 break
             if isinstance(event, FindingsEvent) and event.data.new:
                 print(f"diagnosis: {', '.join(event.data.new)}", file=sys.stderr)
