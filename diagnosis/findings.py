@@ -31,6 +31,10 @@ class Finding:
     suggestion: str | None = None
     # Spec changes that address it, by dotted path: {"model.init.scheme": "kaiming_normal"}.
     remedy: dict[str, Any] | None = None
+    # The first recorded step where the rule holds: what lets a cause be told from a symptom.
+    onset_step: int | None = None
+    # The code of the finding that explains this one (its cause); None for a root cause.
+    caused_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.code not in CODES:

@@ -30,6 +30,7 @@ from service.routes import (
     catalog,
     datasets,
     diagnosis,
+    heals,
     health,
     jobs,
     live,
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.include_router(jobs.router)
     app.include_router(telemetry.router)
     app.include_router(diagnosis.router)
+    app.include_router(heals.router)
     app.include_router(catalog.router)
     app.include_router(datasets.router)
     app.include_router(studies.router)

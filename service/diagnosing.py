@@ -14,13 +14,33 @@ from pydantic import ValidationError
 from diagnosis import DEFAULT, RemedyError, RunRecord, apply_remedies, diagnose, metrics_of
 from service.deps import Services
 from service.errors import InvalidSpec
-from store import findings
+from store import findings, jobs, remedies
 from store.errors import InvalidInput
 
 SERIES_POINTS = 4096  # per metric series: the worker's diagnosis keeps as many
 
 
 def job_diagnosis(services: Services, job: Job) -> Diagnosis:
+    """The diagnosis with its remedy jobs' outcomes, each settled here if its job has ended and
+    the worker has not settled it yet (it settles them as each ends)."""
+    settle_remedies(services, job.id)
+    found = bare_diagnosis(services, job)
+    with services.db.read() as session:
+        return findings.with_outcomes(session, found)
+
+
+def settle_remedies(services: Services, parent_id: str) -> None:
+    with services.db.read() as session:
+        pending = remedies.pending_children(session, parent_id=parent_id)
+        children = jobs.jobs_by_id(session, job_ids=pending)
+    for child in children:
+        if child.done:
+            found = bare_diagnosis(services, child).findings
+            with services.db.transaction() as session:
+                remedies.settle(session, child_id=child.id, findings=found)
+
+
+def bare_diagnosis(services: Services, job: Job) -> Diagnosis:
     """The stored diagnosis; for a finished job without a final one, a diagnosis made now."""
     with services.db.read() as session:
         stored = findings.get_diagnosis(session, job_id=job.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from gradlab_contract.shapes import UploadInfo
@@ -17,7 +18,7 @@ from gradlab_contract.spec import JobSpec
 from service.deps import Services
 from service.errors import InvalidSpec
 from service.limits import check_limits
-from store import datasets, jobs
+from store import datasets, jobs, remedies
 from store.errors import NotFound
 from store.jobs import CreatedJob
 from store.teams import Team
@@ -31,9 +32,11 @@ def submit_job(
     spec: JobSpec,
     idempotency_key: str | None,
     parent_id: str | None = None,
+    remedy_codes: Sequence[str] = (),
 ) -> CreatedJob:
     """Create (or, for a repeated Idempotency-Key, find) the team's job and enqueue a new one.
-    `parent_id` names the job whose diagnosis' remedies made this spec."""
+    `parent_id` names the job whose diagnosis' remedies (of `remedy_codes`) made this spec; the
+    remedy is recorded with the job, so its outcome can be settled when it ends."""
     settings = services.settings
     upload = resolve_upload(services, team=team, spec=spec)
     estimate = check_limits(spec, settings, upload)
@@ -43,6 +46,9 @@ def submit_job(
             idempotency_key=idempotency_key, request_hash=request_hash(spec),
             max_queued=settings.max_queued_jobs_per_team, parent_id=parent_id,
         )
+        if created.created and parent_id is not None and remedy_codes:
+            remedies.record_remedy(session, parent_id=parent_id, child_id=created.job.id,
+                                   codes=remedy_codes)
     if created.created:
         publish_or_reconcile(services.celery, services.settings, created.job.id, study_id=None)
     return created

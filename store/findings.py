@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from store import events, orm, series, snapshots
+from store import events, orm, remedies, series, snapshots
 from store._codec import json_safe
 from store._sql import fence
 from store.errors import InvalidInput
@@ -71,6 +71,16 @@ def get_diagnosis(session: Session, *, job_id: str) -> Diagnosis | None:
         return None
     return Diagnosis(job_id=job_id, findings=list_findings(session, job_id=job_id),
                      final=header.final, updated_at=header.updated_at)
+
+
+def with_outcomes(session: Session, diagnosis: Diagnosis) -> Diagnosis:
+    """The diagnosis with each finding's remedy jobs and what they proved (store.remedies)."""
+    found = remedies.outcomes_by_code(session, parent_id=diagnosis.job_id)
+    if not found:
+        return diagnosis
+    findings = [f.model_copy(update={"outcomes": found.get(f.code, [])})
+                for f in diagnosis.findings]
+    return diagnosis.model_copy(update={"findings": findings})
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,8 @@ def _row(job_id: str, finding: Finding, final: bool, now: datetime) -> dict[str,
         "severity": finding.severity, "title": finding.title, "detail": finding.detail,
         "layer": finding.layer, "step": finding.step, "evidence": json_safe(finding.evidence),
         "suggestion": finding.suggestion, "remedy": json_safe(finding.remedy),
-        "final": final, "created_at": now,
+        "final": final, "created_at": now, "onset_step": finding.onset_step,
+        "caused_by": finding.caused_by,
     }
 
 
@@ -139,11 +150,16 @@ def _to_finding(row: orm.Finding) -> Finding:
     return Finding.model_validate({
         "code": row.code, "severity": row.severity, "title": row.title, "detail": row.detail,
         "layer": row.layer, "step": row.step, "evidence": row.evidence,
-        "suggestion": row.suggestion, "remedy": row.remedy,
+        "suggestion": row.suggestion, "remedy": row.remedy, "onset_step": row.onset_step,
+        "caused_by": row.caused_by,
     })
 
 
-def _order(finding: Finding) -> tuple[int, int, str]:
+def _order(finding: Finding) -> tuple[int, float, int, str]:
+    """As diagnosis.engine orders them: root causes by severity, then the symptoms by onset."""
     codes = FINDING_CODES
     known = codes.index(finding.code) if finding.code in codes else len(codes)
-    return _SEVERITY_ORDER.get(finding.severity, 3), known, finding.layer or ""
+    if finding.caused_by is None:
+        return 0, _SEVERITY_ORDER.get(finding.severity, 3), known, finding.layer or ""
+    onset = finding.onset_step if finding.onset_step is not None else float("inf")
+    return 1, onset, known, finding.layer or ""

@@ -214,3 +214,11 @@ def reserve_queued(
         kind = "study jobs" if studies else "jobs"
         raise QuotaExceeded(f"the team has {queued} queued {kind}; {adding} more would pass "
                             f"the most it may have, {max_queued}")
+
+
+def jobs_by_id(session: Session, *, job_ids: list[str]) -> list[Job]:
+    """Any team's jobs with these ids (for the service's own bookkeeping: remedy children and
+    heal rounds, whose ids it took from rows of the same team), in no particular order."""
+    if not job_ids:
+        return []
+    return [_to_job(row) for row in session.scalars(select(orm.Job).where(orm.Job.id.in_(job_ids)))]

@@ -225,6 +225,8 @@ class Finding(Base):
     remedy: Mapped[dict[str, Any] | None]
     final: Mapped[bool] = mapped_column(default=False)  # False: found live, during training
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    onset_step: Mapped[int | None]  # the first recorded step where the rule held
+    caused_by: Mapped[str | None] = mapped_column(String(64))  # the code that explains it
 
 
 class Diagnosis(Base):
@@ -260,6 +262,54 @@ class Study(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Remedy(Base):
+    """A job submitted with a parent's remedies (POST /remedy, or a heal round), and what it
+    proved: `outcome` stays pending until the child has ended, then cured or not_cured."""
+
+    __tablename__ = "remedies"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('pending', 'cured', 'not_cured')", name="outcome"),
+    )
+    child_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    parent_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    codes: Mapped[list[str]] = mapped_column(Json)  # the findings whose remedies were applied
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    metric: Mapped[str | None] = mapped_column(String(64))
+    parent_value: Mapped[float | None] = mapped_column(Double)
+    child_value: Mapped[float | None] = mapped_column(Double)
+    decided_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+HEAL_STATUSES = ("running", "healed", "exhausted", "failed", "cancelled")
+
+
+class Heal(Base):
+    """Rounds of diagnose -> remedy -> train for one job, until a job is healthy. `rounds` is
+    the chain as the API shows it; `current_job_id` the job whose end advances it."""
+
+    __tablename__ = "heals"
+    __table_args__ = (
+        CheckConstraint(f"status IN {HEAL_STATUSES!r}", name="status"),
+        Index(None, "status", "current_job_id"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    max_rounds: Mapped[int]
+    current_job_id: Mapped[str] = mapped_column(String(36))
+    healthy_job_id: Mapped[str | None] = mapped_column(String(36))
+    reason: Mapped[str | None] = mapped_column(Text)
+    rounds: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    training_steps: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
 
 
 # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-incrementing rowid.

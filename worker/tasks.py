@@ -6,6 +6,7 @@ from celery import Celery, Task
 
 from taskqueue import RUN_JOB_TASK
 from worker.context import current_context
+from worker.healing import after_job
 from worker.runner import Outcome, run_job
 
 
@@ -16,6 +17,8 @@ def register_tasks(app: Celery) -> None:
     def run_job_task(self: Task, job_id: str) -> str:
         context = current_context()
         outcome = run_job(context, job_id)
+        if outcome not in (Outcome.OVER_QUOTA, Outcome.DEFERRED):
+            after_job(context, job_id)  # a remedy's outcome, a heal's next round
         if outcome == Outcome.OVER_QUOTA:
             # Look again after a reaper interval rather than the reconciler's much longer
             # republish_after_seconds, so a freed slot is taken within seconds.

@@ -200,6 +200,16 @@ def _remedy(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _heal(client: Client, args: argparse.Namespace) -> int:
+    heal = client.jobs.heal(args.id, max_rounds=args.max_rounds)
+    if args.wait:
+        print(f"healing {args.id} in heal {heal.id} (at most {heal.max_rounds} rounds)",
+              file=sys.stderr)
+        heal = client.heals.wait(heal.id, poll_interval=args.interval)
+    emit(args, text.heal_text(heal), heal)
+    return EXIT_OK if heal.status in ("healed", "running") else EXIT_ERROR
+
+
 def _catalog(client: Client, args: argparse.Namespace) -> int:
     catalog = client.catalog()
     emit(args, text.catalog_text(catalog), catalog)
@@ -275,6 +285,15 @@ def _remedy_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _heal_arguments(parser: argparse.ArgumentParser) -> None:
+    _job_id(parser)
+    parser.add_argument("--max-rounds", type=int, default=3,
+                        help="remedy jobs at most (default 3)")
+    parser.add_argument("--wait", action="store_true",
+                        help="follow the heal until it ends; exit non-zero unless healed")
+    _follow_options(parser)
+
+
 def _upload_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="an .npz with arrays x and y (optionally x_test, y_test)")
     parser.add_argument("--name", help="default: the file's name")
@@ -300,6 +319,8 @@ COMMANDS = [
             _job_id, _diagnose),
     Command("remedy", "submit a job again with its findings' remedies applied",
             _remedy_arguments, _remedy),
+    Command("heal", "run diagnose -> remedy -> train rounds until a job is healthy",
+            _heal_arguments, _heal),
     Command("catalog", "every allowed spec value, described, and the service limits",
             _no_arguments, _catalog),
     Command("datasets upload", "upload a data set (.npz)", _upload_arguments, _datasets_upload),

@@ -18,6 +18,7 @@ from gradlab_contract.models import (
     DatasetInfo,
     Diagnosis,
     Finding,
+    Heal,
     Histogram,
     Job,
     Snapshot,
@@ -195,17 +196,40 @@ def diagnosis_text(diagnosis: Diagnosis) -> str:
         return f"{diagnosis.job_id}: {when}: nothing wrong found"
     count = len(diagnosis.findings)
     lines = [f"{diagnosis.job_id}: {when}: {count} finding{'s' if count > 1 else ''}"]
+    chain = cause_chain(diagnosis.findings)
+    if chain:
+        lines += ["", f"chain: {chain}"]
     for finding in diagnosis.findings:
         lines += ["", *_finding_lines(finding)]
-    codes = [finding.code for finding in diagnosis.findings if finding.remedy]
+    codes = [f.code for f in diagnosis.findings if f.remedy and f.caused_by is None]
     if codes:
         lines += ["", f"apply remedies: gradlab remedy {diagnosis.job_id} {' '.join(codes)}"]
     return "\n".join(lines)
 
 
+def cause_chain(findings: Sequence[Finding]) -> str:
+    """Each root cause and what it explains, by onset: "activation_collapse (step 1) ->
+    no_learning (step 1), dead_units (step 50)"; empty when nothing explains anything."""
+    parts = []
+    for root in (f for f in findings if f.caused_by is None):
+        effects = [f for f in findings if f.caused_by == root.code]
+        if effects:
+            parts.append(f"{_onset(root)} -> " + ", ".join(_onset(f) for f in effects))
+    return "; ".join(parts)
+
+
+def _onset(finding: Finding) -> str:
+    at = f" (step {finding.onset_step})" if finding.onset_step is not None else ""
+    return f"{finding.code}{at}"
+
+
 def _finding_lines(finding: Finding) -> list[str]:
     where = f"{finding.layer or '-'}@{finding.step if finding.step is not None else '-'}"
-    lines = [f"{finding.severity.upper():<8} {finding.code}  {where}", f"  {finding.title}"]
+    since = f"  from step {finding.onset_step}" if finding.onset_step is not None else ""
+    head = f"{finding.severity.upper():<8} {finding.code}  {where}{since}"
+    if finding.caused_by:
+        head += f"  (caused by {finding.caused_by})"
+    lines = [head, f"  {finding.title}"]
     lines += textwrap.wrap(finding.detail, width=96, initial_indent="  ",
                            subsequent_indent="  ")
     if finding.suggestion:
@@ -214,4 +238,23 @@ def _finding_lines(finding: Finding) -> list[str]:
     if finding.remedy:
         changes = ", ".join(f"{path}={json.dumps(value)}" for path, value in finding.remedy.items())
         lines.append(f"  remedy: {changes}")
+    for outcome in finding.outcomes:
+        reason = f": {outcome.reason}" if outcome.reason else ""
+        lines.append(f"  remedy job {outcome.child_id}: {outcome.outcome}{reason}")
     return lines
+
+
+def heal_text(heal: Heal) -> str:
+    """The heal's status, then one line per round: its job, status, findings and changes."""
+    lines = [f"heal {heal.id} of {heal.job_id}: {heal.status}"
+             + (f" ({heal.reason})" if heal.reason else "")]
+    if heal.healthy_job_id:
+        lines.append(f"healthy job: {heal.healthy_job_id}")
+    for entry in heal.rounds:
+        changes = ", ".join(f"{k}={json.dumps(v)}" for k, v in entry.changes.items())
+        found = ", ".join(entry.findings) or ("-" if entry.status else "pending")
+        verdict = f" [{entry.outcome}]" if entry.outcome else ""
+        lines.append(f"  round {entry.round}: {entry.job_id} {entry.status or 'queued'}{verdict}"
+                     f"  findings: {found}" + (f"  changes: {changes}" if changes else ""))
+    lines.append(f"training steps of the remedy jobs: {heal.training_steps}")
+    return "\n".join(lines)

@@ -19,6 +19,7 @@ from gradlab_contract.models import Catalog
 
 from gradlab_client._http import HTTP, RetryPolicy
 from gradlab_client.datasets import Datasets
+from gradlab_client.heals import Heals
 from gradlab_client.jobs import Jobs
 from gradlab_client.studies import Studies
 from gradlab_client.webhooks import Webhooks
@@ -70,6 +71,7 @@ class Client:
         self.jobs = Jobs(self._http)
         self.datasets = Datasets(self._http)
         self.studies = Studies(self._http)
+        self.heals = Heals(self._http)
         self.webhooks = Webhooks(self._http)
 
     def catalog(self) -> Catalog:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from gradlab_contract.live import Event, JobLogPage
 from gradlab_contract.models import (
     Diagnosis,
+    Heal,
     Job,
     JobPage,
     JobStatus,
@@ -205,6 +206,14 @@ class Jobs:
             retry=idempotency_key is not None,
         )
         return Job.model_validate_json(response.content)
+
+    def heal(self, job_id: str, *, max_rounds: int = 3) -> Heal:
+        """Heal the job: rounds of diagnose -> remedy -> train until a job is healthy or
+        `max_rounds` remedy jobs have run (follow it with client.heals.wait(heal.id)). A job has
+        one heal, so repeating the call returns it: retried safely."""
+        response = self._http.request("POST", f"{_job_path(job_id)}/heal",
+                                      json={"max_rounds": max_rounds}, retry=True)
+        return Heal.model_validate_json(response.content)
 
 
 def _job_path(job_id: str) -> str:

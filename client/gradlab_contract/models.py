@@ -191,6 +191,24 @@ FINDING_CODES: tuple[str, ...] = (
 )
 
 
+RemedyVerdict = Literal["pending", "cured", "not_cured"]
+
+
+class RemedyOutcome(_Model):
+    """What a remedy job made of a finding: `cured` when the child has no error-level finding
+    and its best validation metric clearly beats the parent's, else `not_cured`; `pending`
+    while the child has not finished."""
+
+    child_id: str
+    codes: list[str]  # the findings whose remedies made the child's spec
+    outcome: RemedyVerdict = "pending"
+    reason: str | None = None  # in plain words, with the numbers compared
+    metric: str | None = None  # best_val_loss or best_val_accuracy
+    parent_value: float | None = None
+    child_value: float | None = None
+    decided_at: datetime | None = None
+
+
 class Finding(_Model):
     """One thing that went wrong in a run, in plain words, with the numbers that show it."""
 
@@ -204,6 +222,9 @@ class Finding(_Model):
     suggestion: str | None = None
     # Spec changes that address it, by dotted path: {"model.init.scheme": "kaiming_normal"}.
     remedy: dict[str, Any] | None = None
+    onset_step: int | None = None  # the first recorded step where it holds
+    caused_by: str | None = None  # the code of the finding that explains it; None: a root cause
+    outcomes: list[RemedyOutcome] = Field(default_factory=list)  # remedy jobs that addressed it
 
 
 class Diagnosis(_Model):
@@ -217,6 +238,47 @@ class RemedyRequest(_Model):
     codes: list[str] = Field(min_length=1, max_length=len(FINDING_CODES),
                              description="Codes of the job's findings whose remedies to apply, "
                              "in order: where two set the same field, the later wins.")
+
+
+# -- heal: diagnose -> remedy -> train, until healthy ----------------------------------------------
+
+HealStatus = Literal["running", "healed", "exhausted", "failed", "cancelled"]
+MAX_HEAL_ROUNDS = 5
+
+
+class HealRequest(_Model):
+    max_rounds: int = Field(3, ge=1, le=MAX_HEAL_ROUNDS,
+                            description="At most this many remedy jobs, one per round.")
+
+
+class HealRound(_Model):
+    round: int  # 0: the job healed; n: the n-th remedy job
+    job_id: str
+    status: JobStatus | None = None  # the job's status when the round was last looked at
+    findings: list[str] = Field(default_factory=list)  # codes of its warnings and errors
+    causes: list[str] = Field(default_factory=list)  # the root causes among them
+    remedied: list[str] = Field(default_factory=list)  # the previous round's causes addressed
+    changes: dict[str, Any] = Field(default_factory=dict)  # what made this round's spec
+    outcome: RemedyVerdict | None = None  # this round's job against the previous round's
+    best_val_loss: float | None = None
+
+
+class Heal(_Model):
+    id: str
+    job_id: str  # the job being healed
+    status: HealStatus
+    max_rounds: int
+    current_job_id: str  # the job of the latest round
+    healthy_job_id: str | None = None  # set when status is healed
+    reason: str | None = None  # why the heal ended (exhausted, failed, cancelled)
+    rounds: list[HealRound] = Field(default_factory=list)
+    training_steps: int = 0  # steps trained by all remedy jobs together
+    created_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status != "running"
 
 
 # -- studies ------------------------------------------------------------------------------------

@@ -485,6 +485,16 @@ class TelemetrySpec(_Strict):
     )
 
 
+class HealSpec(_Strict):
+    max_rounds: int = Field(3, ge=1, le=5, description="remedy jobs at most")
+
+
+class DiagnosisSpec(_Strict):
+    heal: HealSpec | None = Field(
+        None, description="when the job ends unhealthy, run diagnose -> remedy -> train rounds "
+        "until a job is healthy (GET /v1/jobs/{id}/heal)")
+
+
 class JobSpec(_Strict):
     name: str | None = Field(None, max_length=100)
     data: DataSpec
@@ -494,6 +504,7 @@ class JobSpec(_Strict):
     regularization: RegularizationSpec = RegularizationSpec()
     training: TrainingSpec = TrainingSpec(steps=500)
     telemetry: TelemetrySpec = TelemetrySpec()
+    diagnosis: DiagnosisSpec = DiagnosisSpec()
 
     @model_validator(mode="after")
     def _check_combinations(self) -> JobSpec:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from gradlab_contract.spec import RELU_FAMILY, SATURATING_ACTIVATIONS, JobSpec
 
 from diagnosis.findings import num
+from diagnosis.remedy import normalization_remedy, plain_resnet, suited_init
+
+__all__ = ["init_words", "longer", "lr_words", "normalization_remedy", "plain_resnet",
+           "saturating", "scaled_lr", "suited_init", "uses_relu_family",
+           "weights_by_construction"]
 
 
-def suited_init(activation: str) -> str:
-    """The initialization that keeps the signal's variance through `activation` (§3): He for the
-    ReLU family, Glorot for tanh, sigmoid and linear units."""
-    return "kaiming_normal" if activation in RELU_FAMILY else "xavier_normal"
+def weights_by_construction(spec: JobSpec) -> bool:
+    """Whether the weights start at zero, or at one constant, by construction (zeros or constant
+    init). Ratios over weight norms or update sizes say nothing there: an update of a weight that
+    was 0 is infinitely large relative to it, and identical units move as one. The rules that
+    divide by them stay silent; symmetry names the run."""
+    return spec.model.init.scheme in ("zeros", "constant")
 
 
 def init_words(spec: JobSpec) -> str:
@@ -43,24 +48,6 @@ def saturating(spec: JobSpec) -> bool:
 
 def uses_relu_family(spec: JobSpec) -> bool:
     return bool(spec.model.activations() & RELU_FAMILY)
-
-
-def plain_resnet(spec: JobSpec) -> bool:
-    """A resnet built without its shortcuts: the plain network of He et al.'s comparison."""
-    return spec.model.kind == "resnet" and spec.model.resnet_spec.shortcut == "none"
-
-
-def normalization_remedy(spec: JobSpec) -> dict[str, Any] | None:
-    """The spec change that normalizes every layer, in the field the model's kind reads; None
-    where no single field does it (a sequential model's norms are layers of its list)."""
-    kind = spec.model.kind
-    if kind == "sequential":
-        return None
-    if kind == "resnet":
-        if spec.model.resnet_spec.norm != "none":
-            return None
-        return {"model.resnet.norm": "batch"}
-    return {"model.batch_norm": True}
 
 
 def longer(spec: JobSpec, factor: int) -> dict[str, int]:

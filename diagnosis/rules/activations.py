@@ -4,18 +4,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from diagnosis.findings import Finding, num, pct
 from diagnosis.measure import layer_medians
 from diagnosis.record import RunRecord, SnapshotRecord
-from diagnosis.rules._common import (
-    init_words,
-    normalization_remedy,
-    saturating,
-    suited_init,
-    uses_relu_family,
-)
+from diagnosis.remedy import remedy_for
+from diagnosis.rules._common import init_words, saturating, uses_relu_family
 from diagnosis.rules.learning_rate import lr_evidence, safer_lr
 from diagnosis.thresholds import Thresholds
 
@@ -48,6 +42,7 @@ def activation_collapse(record: RunRecord, t: Thresholds) -> list[Finding]:
     if last_ratio >= t.collapse_ratio:
         detail += (f" By step {last_step} training had grown the weights enough to lift the "
                    f"ratio to {num(last_ratio)}; the steps until then were largely wasted.")
+    remedy = remedy_for("activation_collapse", spec)
     return [Finding(
         code="activation_collapse",
         severity="warning" if last_ratio >= t.collapse_ratio else "error",
@@ -57,8 +52,8 @@ def activation_collapse(record: RunRecord, t: Thresholds) -> list[Finding]:
         evidence={"std": {s.layer: s.stat("std") for s in snaps}, "ratio": ratio,
                   "per_layer_factor": per_layer, "latest_step": last_step,
                   "latest_ratio": last_ratio},
-        suggestion=_init_suggestion(record),
-        remedy=_init_remedy(record),
+        suggestion=remedy.words if remedy else None, remedy=remedy.changes if remedy else None,
+        onset_step=step,
     )]
 
 
@@ -73,6 +68,7 @@ def saturation(record: RunRecord, t: Thresholds) -> list[Finding]:
         return []
     worst = max(hot, key=lambda layer: hot[layer])
     bounds = "±1" if spec.model.activation == "tanh" else "0 or 1"
+    remedy = remedy_for("saturation", spec)
     profile = ", ".join(f"{layer} {pct(f)}" for layer, f in fractions.items())
     detail = (f"Share of outputs within 0.01 of {bounds} (median of the last {len(steps)} "
               f"snapshots): {profile}. There {spec.model.activation}'s derivative is near 0, so "
@@ -87,8 +83,8 @@ def saturation(record: RunRecord, t: Thresholds) -> list[Finding]:
                f"(step {steps[-1]})"),
         detail=detail, layer=worst, step=steps[-1],
         evidence={"saturated_fraction": fractions, "snapshots": len(steps)},
-        suggestion=_init_suggestion(record),
-        remedy=_init_remedy(record),
+        suggestion=remedy.words if remedy else None, remedy=remedy.changes if remedy else None,
+        onset_step=_first_step_over(record, "saturated_fraction", t.saturation_fraction),
     )]
 
 
@@ -107,39 +103,27 @@ def dead_units(record: RunRecord, t: Thresholds) -> list[Finding]:
               f"snapshots): {profile}. A ReLU unit whose input is negative for every example "
               "passes no gradient, so it never recovers (§2).")
     cause = lr_evidence(record, t, first_step=True)
-    remedy: dict[str, Any]
     if cause:
         detail += (f" The learning rate ({spec.optimizer.name} at lr {num(spec.optimizer.lr)}) "
                    f"is the likely cause: {cause}; a step that large pushes units into the "
                    "region where they output 0 for every input.")
-        remedy = {"optimizer.lr": safer_lr(record, t)}
-        suggestion = (f"Lower the learning rate to {num(remedy['optimizer.lr'])}; Leaky ReLU or "
-                      "ELU also keep units alive.")
-    else:
-        remedy = {"model.activation": "leaky_relu"}
-        suggestion = "Use Leaky ReLU (or ELU), whose gradient is never 0; or lower the lr."
+    remedy = remedy_for("dead_units", spec, lr=safer_lr(record, t) if cause else None)
+    assert remedy is not None  # the table always has one for dead units
     return [Finding(
         code="dead_units",
         severity="error" if dead[worst] >= t.dead_error_fraction else "warning",
         title=(f"{pct(dead[worst])} of {worst}'s units are dead: they output 0 for every input "
                f"(step {steps[-1]})"),
         detail=detail, layer=worst, step=steps[-1],
-        evidence={"dead_fraction": fractions, "snapshots": len(steps)},
-        suggestion=suggestion, remedy=remedy,
+        evidence={"dead_fraction": fractions, "snapshots": len(steps), "lr_cause": cause},
+        suggestion=remedy.words, remedy=remedy.changes,
+        onset_step=_first_step_over(record, "dead_fraction", t.dead_fraction),
     )]
 
 
-def _init_remedy(record: RunRecord) -> dict[str, Any] | None:
-    spec = record.spec
-    scheme = suited_init(spec.model.activation)
-    if spec.model.init.scheme != scheme:
-        return {"model.init.scheme": scheme}
-    return normalization_remedy(spec)
-
-
-def _init_suggestion(record: RunRecord) -> str:
-    scheme = suited_init(record.spec.model.activation)
-    if record.spec.model.init.scheme != scheme:
-        return (f"Initialize with {scheme}, which scales each layer's weights to its fan-in so "
-                "that the signal keeps its spread (§3); batch norm also does (§4).")
-    return "Add batch norm: every layer's pre-activations are brought back to unit scale (§4)."
+def _first_step_over(record: RunRecord, stat: str, threshold: float) -> int | None:
+    """The first activation snapshot step where some layer's `stat` passes `threshold`."""
+    for step in record.steps("activation"):
+        if any(snap.stat(stat) > threshold for snap in record.at("activation", step)):
+            return step
+    return None

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from gradlab_contract.spec import JobSpec
 
 from diagnosis.findings import Finding, num
 from diagnosis.measure import median
 from diagnosis.record import RunRecord
-from diagnosis.rules._common import init_words, normalization_remedy, plain_resnet, suited_init
+from diagnosis.remedy import remedy_for
+from diagnosis.rules._common import init_words, plain_resnet
 from diagnosis.thresholds import Thresholds
 
 
@@ -37,10 +37,13 @@ class GradientRatio:
         return self.first_norm / self.last_norm
 
 
-def gradient_ratios(record: RunRecord, t: Thresholds) -> list[GradientRatio]:
+def gradient_ratios(record: RunRecord, t: Thresholds, *, every_step: bool = False
+                    ) -> list[GradientRatio]:
+    """First-to-last gradient norm ratios at the latest `window` snapshot steps (or all)."""
     found = []
     embeddings = {layer.name for layer in record.layers if layer.type == "embedding"}
-    for step in record.recent_steps("gradient", t.window):
+    steps = record.steps("gradient") if every_step else record.recent_steps("gradient", t.window)
+    for step in steps:
         snaps = [s for s in record.at("gradient", step) if s.layer not in embeddings]
         if len(snaps) < 2:
             continue
@@ -70,7 +73,10 @@ def vanishing_gradients(record: RunRecord, t: Thresholds) -> list[Finding]:
     if not typical < t.vanishing_ratio:
         return []
     per_layer = shown.value ** (1 / shown.layers_between) if shown.value > 0 else 0.0
-    why, suggestion, remedy = _cause(record.spec, shown.layers_between, per_layer)
+    why = _cause(record.spec, shown.layers_between, per_layer)
+    remedy = remedy_for("vanishing_gradients", record.spec)
+    onset = next((r.step for r in gradient_ratios(record, t, every_step=True)
+                  if r.value < t.vanishing_ratio), shown.step)
     return [Finding(
         code="vanishing_gradients",
         severity="error" if typical < t.vanishing_error_ratio else "warning",
@@ -84,37 +90,25 @@ def vanishing_gradients(record: RunRecord, t: Thresholds) -> list[Finding]:
                   "last_layer": shown.last, "last_grad_norm": shown.last_norm,
                   "ratio": shown.value, "median_ratio": typical, "per_layer_factor": per_layer,
                   "snapshots": len(ratios)},
-        suggestion=suggestion, remedy=remedy,
+        suggestion=remedy.words if remedy else None, remedy=remedy.changes if remedy else None,
+        onset_step=onset,
     )]
 
 
-def _cause(spec: JobSpec, layers: int, per_layer: float) -> tuple[str, str, dict[str, Any] | None]:
-    """Why the gradient shrinks, what to do, and the spec change, most specific cause first."""
+def _cause(spec: JobSpec, layers: int, per_layer: float) -> str:
+    """Why the gradient shrinks, most specific cause first."""
     activation, scheme = spec.model.activation, spec.model.init.scheme
     shrink = f"by about {num(per_layer)} per layer over {layers} layers"
     if plain_resnet(spec):
         return (f"This plain network has no shortcuts, so the backward signal must pass through "
-                f"every one of its layers and is scaled at each: the gradient shrank {shrink}",
-                "Add identity shortcuts (He et al., 2016): x + F(x) carries the gradient past "
-                "every block unchanged, so depth stops degrading training.",
-                {"model.resnet.shortcut": "identity"})
+                f"every one of its layers and is scaled at each: the gradient shrank {shrink}")
     if activation == "sigmoid":
         return (f"Sigmoid's derivative is at most 0.25 and back-propagation multiplies one such "
-                f"factor per layer: the gradient shrank {shrink}",
-                "Use ReLU with He (kaiming_normal) init, whose derivative is 1 for positive "
-                "inputs; or add batch norm (§4).",
-                {"model.activation": "relu", "model.init.scheme": "kaiming_normal"})
+                f"factor per layer: the gradient shrank {shrink}")
     if scheme in ("normal", "uniform", "constant"):
-        suited = suited_init(activation)
         return (f"With {init_words(spec)} every layer scales the backward signal down: the "
-                f"gradient shrank {shrink}",
-                f"Initialize with {suited}, scaled to each layer's fan-in (§3).",
-                {"model.init.scheme": suited})
+                f"gradient shrank {shrink}")
     if activation == "tanh":
         return (f"tanh's derivative is at most 1 and near 0 wherever it saturates: the gradient "
-                f"shrank {shrink}",
-                "Use ReLU with He (kaiming_normal) init, or add batch norm (§4).",
-                {"model.activation": "relu", "model.init.scheme": "kaiming_normal"})
-    return (f"The gradient shrank {shrink}",
-            "Add batch norm, which keeps every layer's signal at a similar scale (§4).",
-            normalization_remedy(spec))
+                f"shrank {shrink}")
+    return f"The gradient shrank {shrink}"

@@ -2,7 +2,10 @@
 |dW|/|W| (healthy: around 1e-3) and from the loss curve (a loss that explodes or turns NaN).
 
 Ratios of exactly 0 are left out: a layer that did not move at all has no gradient (dead,
-symmetric or vanishing), which other rules name; it says nothing about the step size.
+symmetric or vanishing), which other rules name; it says nothing about the step size. Where the
+weights are zero or one constant by construction (zeros or constant init) no ratio is read at
+all: an update of a weight that was 0 is huge relative to it whatever the learning rate (a
+zero-init sigmoid net would read "lr too high"), and identical units move as one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import numpy as np
 from diagnosis.findings import Finding, num, pct
 from diagnosis.measure import ending, first_nonfinite, initial, median, nonfinite_words
 from diagnosis.record import RunRecord
-from diagnosis.rules._common import lr_words, scaled_lr
+from diagnosis.remedy import remedy_for
+from diagnosis.rules._common import lr_words, scaled_lr, weights_by_construction
 from diagnosis.thresholds import Thresholds
 
 
@@ -22,6 +26,8 @@ def update_ratios(record: RunRecord, steps: list[int] | None = None) -> dict[str
     """Per layer, its positive finite update ratios (at `steps`, or all), in step order."""
     wanted = None if steps is None else set(steps)
     ratios: dict[str, list[float]] = {}
+    if weights_by_construction(record.spec):
+        return ratios
     for layer, name in record.update_ratio_names().items():
         series_steps, values = record.series(name)
         kept = [float(v) for s, v in zip(series_steps, values, strict=True)
@@ -109,6 +115,8 @@ def lr_too_high(record: RunRecord, t: Thresholds) -> list[Finding]:
     spec, lower = record.spec, safer_lr(record, t)
     steps, values = record.series("train_loss")
     broke = first_nonfinite(steps, values) is not None or record.status == "diverged"
+    remedy = remedy_for("lr_too_high", spec, lr=lower)
+    assert remedy is not None  # the table always has one for lr_too_high
     return [Finding(
         code="lr_too_high", severity="error" if broke else "warning",
         title=f"The learning rate is too high ({lr_words(spec)}): {cause}",
@@ -118,9 +126,7 @@ def lr_too_high(record: RunRecord, t: Thresholds) -> list[Finding]:
         step=_cause_step(record, t),
         evidence={"optimizer": spec.optimizer.name, "lr": spec.optimizer.lr, "cause": cause,
                   "update_ratio": {k: median(v) for k, v in update_ratios(record).items()}},
-        suggestion=(f"Lower the learning rate to {num(lower)} (or add warm-up and gradient "
-                    "clipping)."),
-        remedy={"optimizer.lr": lower},
+        suggestion=remedy.words, remedy=remedy.changes, onset_step=_high_onset(record, t),
     )]
 
 
@@ -129,6 +135,33 @@ def _cause_step(record: RunRecord, t: Thresholds) -> int | None:
     stop = first_nonfinite(steps, values)
     spike = loss_spike(record, t)
     return stop if stop is not None else (spike[0] if spike else record.final_step or None)
+
+
+def _high_onset(record: RunRecord, t: Thresholds) -> int | None:
+    """The first step with a sign of too high a learning rate: an update far above 1e-3 of the
+    weights (after the first snapshot), a loss spike, or a non-finite loss."""
+    signs = []
+    later = record.steps("gradient")[1:]
+    for layer_ratios in _ratios_by_step(record, later).values():
+        signs += [step for step, ratio in layer_ratios if ratio > t.lr_high_update_ratio]
+    steps, values = record.series("train_loss")
+    if len(values) and math.isfinite(values[0]) and values[0] > 0:
+        over = ~np.isfinite(values) | (values > t.loss_spike * values[0])
+        if over[1:].any():
+            signs.append(int(steps[1:][over[1:]][0]))
+    return min(signs, default=_cause_step(record, t))
+
+
+def _ratios_by_step(record: RunRecord, steps: list[int]) -> dict[str, list[tuple[int, float]]]:
+    """Per layer, its (step, update ratio) at `steps`, positive and finite only."""
+    if weights_by_construction(record.spec):
+        return {}
+    wanted, found = set(steps), {}
+    for layer, name in record.update_ratio_names().items():
+        series_steps, values = record.series(name)
+        found[layer] = [(int(s), float(v)) for s, v in zip(series_steps, values, strict=True)
+                        if s in wanted and math.isfinite(v) and v > 0]
+    return found
 
 
 def lr_too_low(record: RunRecord, t: Thresholds) -> list[Finding]:
@@ -146,6 +179,11 @@ def lr_too_low(record: RunRecord, t: Thresholds) -> list[Finding]:
         return []
     spec = record.spec
     factor = min(1000.0, 10.0 ** math.ceil(math.log10(t.healthy_update_ratio / top)))
+    remedy = remedy_for("lr_too_low", spec, lr=scaled_lr(spec, factor))
+    assert remedy is not None  # the table always has one when it is given the lr
+    low = [step for step in record.steps("gradient")
+           if 0 < max((r for _, r in _step_ratios(record, step)), default=0.0)
+           < t.lr_low_update_ratio]
     return [Finding(
         code="lr_too_low", severity="warning",
         title=(f"The learning rate is too low ({lr_words(spec)}): updates move the weights by at "
@@ -156,6 +194,11 @@ def lr_too_low(record: RunRecord, t: Thresholds) -> list[Finding]:
         layer=largest, step=record.final_step,
         evidence={"update_ratio": typical, "initial_loss": start, "final_loss": end,
                   "loss_drop": drop, "lr": spec.optimizer.lr},
-        suggestion=f"Raise the learning rate about {num(factor)}-fold.",
-        remedy={"optimizer.lr": scaled_lr(spec, factor)},
+        suggestion=f"Raise the learning rate about {num(factor)}-fold: {remedy.words}",
+        remedy=remedy.changes, onset_step=low[0] if low else record.final_step,
     )]
+
+
+def _step_ratios(record: RunRecord, step: int) -> list[tuple[str, float]]:
+    return [(layer, rows[0][1]) for layer, rows in _ratios_by_step(record, [step]).items()
+            if rows]

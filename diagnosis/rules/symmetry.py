@@ -7,9 +7,12 @@ averaged over inputs) is then 0; the rule reads it relative to the layer's overa
 
 from __future__ import annotations
 
+import dataclasses
+
 from diagnosis.findings import Finding, num
 from diagnosis.record import RunRecord, SnapshotRecord
-from diagnosis.rules._common import init_words, suited_init
+from diagnosis.remedy import remedy_for
+from diagnosis.rules._common import init_words
 from diagnosis.thresholds import Thresholds
 
 
@@ -19,12 +22,17 @@ def symmetry(record: RunRecord, t: Thresholds) -> list[Finding]:
     if not steps:
         return []
     step = steps[-1]  # still identical at the latest step: the symmetry was never broken
-    hidden = {layer.name: layer for layer in record.hidden_layers if layer.units > 1}
-    stuck = [snap for snap in record.at(kind, step)
-             if snap.layer in hidden and _identical(snap, t)]
+    stuck = _stuck(record, kind, step, t)
     if not stuck:
         return []
-    return [_finding(record, stuck, kind, step)]
+    onset = next(s for s in steps if _stuck(record, kind, s, t))
+    return [dataclasses.replace(_finding(record, stuck, kind, step), onset_step=onset)]
+
+
+def _stuck(record: RunRecord, kind: str, step: int, t: Thresholds) -> list[SnapshotRecord]:
+    hidden = {layer.name for layer in record.hidden_layers if layer.units > 1}
+    return [snap for snap in record.at(kind, step)
+            if snap.layer in hidden and _identical(snap, t)]
 
 
 def _identical(snap: SnapshotRecord, t: Thresholds) -> bool:
@@ -51,7 +59,8 @@ def _finding(record: RunRecord, stuck: list[SnapshotRecord], kind: str, step: in
     if zero:
         detail += (" With zero weights the hidden activations and the gradients that reach the "
                    "hidden weights are 0: the network does not learn at all.")
-    scheme = suited_init(spec.model.activation)
+    remedy = remedy_for("symmetry", spec)
+    assert remedy is not None  # the table always has one for symmetry
     return Finding(
         code="symmetry", severity="error",
         title=(f"The units of {', '.join(names)} are identical: symmetry was never broken "
@@ -62,7 +71,5 @@ def _finding(record: RunRecord, stuck: list[SnapshotRecord], kind: str, step: in
             "unit_std": {snap.layer: snap.stat("unit_std") for snap in stuck},
             "std": {snap.layer: snap.stat("std") for snap in stuck},
         },
-        suggestion=(f"Initialize with random values scaled to the activation: {scheme} for "
-                    f"{spec.model.activation}."),
-        remedy={"model.init.scheme": scheme},
+        suggestion=remedy.words, remedy=remedy.changes,
     )

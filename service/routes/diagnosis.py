@@ -21,8 +21,13 @@ def get_diagnosis(job: JobDep, services: ServicesDep) -> Diagnosis:
     dead_units, lr_too_high, overfitting, ...), a `severity` (info, warning, error), a title
     and detail in plain words, the `layer` and `step` it was seen at, the numbers behind it
     (`evidence`), a `suggestion`, and a `remedy`: the spec changes that address it, by dotted
-    path. While the job runs the findings are updated every few seconds (`final` false); once it
-    has ended, `final` is true. No findings on a final diagnosis means nothing went wrong."""
+    path. `onset_step` is the first recorded step where it held; `caused_by` names the finding
+    that explains it (a cause that began no later), whose remedy it shares: root causes come
+    first, then their symptoms by onset. `outcomes` lists the remedy jobs submitted for it
+    (`POST /remedy`, heal rounds) and what each proved: `cured` (no error-level finding and a
+    clearly better best validation loss), `not_cured`, or `pending` while it runs. While the
+    job runs the findings are updated every few seconds (`final` false); once it has ended,
+    `final` is true. No findings on a final diagnosis means nothing went wrong."""
     return job_diagnosis(services, job)
 
 
@@ -47,7 +52,7 @@ def create_remedy(
     not among this job's findings, or without a remedy is 422 naming `codes`."""
     spec = remedied_spec(job, job_diagnosis(services, job), body.codes)
     created = submit_job(services, team=team, spec=spec, idempotency_key=idempotency_key,
-                         parent_id=job.id)
+                         parent_id=job.id, remedy_codes=body.codes)
     if not created.created:
         response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{created.job.id}"

@@ -25,6 +25,9 @@ NO_LEARNING: dict[str, Any] = {
     "code": "no_learning", "severity": "error", "step": 300, "title": "The loss is stuck",
     "detail": "ln(3)", "evidence": {"loss": 1.0986},
 }
+VANISHING = {**VANISHING, "onset_step": 1}
+NO_LEARNING = {**NO_LEARNING, "onset_step": 1, "caused_by": "vanishing_gradients",
+               "remedy": VANISHING["remedy"]}
 
 
 @pytest.fixture
@@ -47,6 +50,9 @@ def test_the_sdk_reads_the_diagnosis(sdk: Client, diagnosed: str) -> None:
     first = diagnosis.findings[0]
     assert isinstance(first, Finding) and first.layer == "fc1" and first.step == 300
     assert first.remedy == VANISHING["remedy"]
+    assert (first.onset_step, first.caused_by) == (1, None)
+    assert (diagnosis.findings[1].onset_step, diagnosis.findings[1].caused_by) == (
+        1, "vanishing_gradients")
 
 
 def test_the_sdk_submits_a_remedy(sdk: Client, diagnosed: str) -> None:
@@ -68,11 +74,12 @@ def test_gradlab_diagnose_prints_each_finding_readably(gradlab: Run, diagnosed: 
     code, out, _ = gradlab("diagnose", diagnosed)
     assert code == 0
     assert f"{diagnosed}: final diagnosis: 2 findings" in out
-    assert "ERROR    vanishing_gradients  fc1@300" in out
+    assert "chain: vanishing_gradients (step 1) -> no_learning (step 1)" in out
+    assert "ERROR    vanishing_gradients  fc1@300  from step 1" in out
     assert "  Gradients vanish before reaching fc1" in out
     assert "  suggestion: Use ReLU with He (kaiming_normal) init." in out
     assert '  remedy: model.activation="relu", model.init.scheme="kaiming_normal"' in out
-    assert "ERROR    no_learning  -@300" in out
+    assert "ERROR    no_learning  -@300  from step 1  (caused by vanishing_gradients)" in out
     assert f"apply remedies: gradlab remedy {diagnosed} vanishing_gradients" in out
 
 
@@ -95,5 +102,41 @@ def test_gradlab_remedy_prints_the_new_job_id(gradlab: Run, sdk: Client, diagnos
     code, out, err = gradlab("remedy", diagnosed, "vanishing_gradients")
     assert code == 0 and "gradlab watch" in err
     assert sdk.jobs.get(out.strip()).parent_id == diagnosed
-    code, _, err = gradlab("remedy", diagnosed, "no_learning")
+    code, _, err = gradlab("remedy", diagnosed, "dead_units")  # not among its findings
     assert code == 2 and "codes" in err
+
+
+def finish(database: Database, claim: Callable[[str], int], job_id: str, found: list[Any],
+           best: float) -> None:
+    attempt = claim(job_id)
+    with database.transaction() as session:
+        findings.replace_findings(session, job_id=job_id, attempt=attempt, findings=found,
+                                  final=True)
+        leases.finish_job(session, job_id=job_id, attempt=attempt, status="succeeded",
+                          summary={"best_val_loss": best})
+
+
+def test_a_remedy_outcome_shows_in_the_sdk_and_the_cli(
+    sdk: Client, gradlab: Run, diagnosed: str, database: Database, claim: Callable[[str], int]
+) -> None:
+    child = sdk.jobs.remedy(diagnosed, codes=["vanishing_gradients"])
+    finish(database, claim, child.id, [], best=0.1)  # the parent recorded no validation loss
+    (outcome,) = sdk.jobs.diagnosis(diagnosed).findings[0].outcomes
+    assert (outcome.child_id, outcome.outcome) == (child.id, "cured")
+    code, out, _ = gradlab("diagnose", diagnosed)
+    assert code == 0 and f"  remedy job {child.id}: cured: best validation loss 0.1" in out
+
+
+def test_the_sdk_and_the_cli_heal_a_job(
+    sdk: Client, gradlab: Run, diagnosed: str, database: Database, claim: Callable[[str], int]
+) -> None:
+    heal = sdk.jobs.heal(diagnosed, max_rounds=2)
+    assert heal.status == "running" and len(heal.rounds) == 2  # the job had ended: round 1 runs
+    assert sdk.jobs.heal(diagnosed).id == heal.id
+    finish(database, claim, heal.current_job_id, [], best=0.1)
+    healed = sdk.heals.wait(heal.id, timeout=10, poll_interval=0.1)
+    assert healed.status == "healed" and healed.healthy_job_id == heal.rounds[1].job_id
+    code, out, _ = gradlab("heal", diagnosed, "--wait", "--interval", "0.1")
+    assert code == 0 and f"heal {heal.id} of {diagnosed}: healed" in out
+    assert "round 1:" in out and 'model.activation="relu"' in out
+    assert sdk.heals.cancel(heal.id).status == "healed"  # a finished heal stays as it is

@@ -7,6 +7,7 @@ import inspect
 
 import gradlab_client
 from gradlab_client.datasets import Datasets
+from gradlab_client.heals import Heals
 from gradlab_client.jobs import Jobs
 from gradlab_client.studies import Studies
 from gradlab_client.webhooks import Webhooks
@@ -16,6 +17,7 @@ EXPECTED_ALL = [
     "Client", "MetricsResult", "SnapshotIterator",
     "Job", "JobStatus", "TERMINAL_STATUSES", "Progress", "MetricSeries", "Snapshot", "Histogram",
     "Layer", "DatasetInfo", "Catalog", "CatalogValue", "Problem", "Diagnosis", "Finding",
+    "RemedyOutcome", "Heal", "HealRound",
     "Study", "StudyCreate", "StudyComparison", "StudyTemplate",
     # following a job live
     "Event", "StatusEvent", "ProgressEvent", "MetricsEvent", "FindingsEvent", "StudyEvent",
@@ -74,8 +76,9 @@ def test_the_resources_offer_exactly_these_calls() -> None:
     assert public_methods(gradlab_client.Client) == {"catalog", "close"}
     assert public_methods(Jobs) == {
         "create", "get", "list", "cancel", "wait", "metrics", "layers", "snapshots",
-        "diagnosis", "remedy", "stream", "logs",
+        "diagnosis", "remedy", "heal", "stream", "logs",
     }
+    assert public_methods(Heals) == {"get", "cancel", "wait"}
     assert public_methods(Webhooks) == {"create", "list", "delete", "deliveries"}
     assert public_methods(Datasets) == {"upload", "list"}
     assert public_methods(Studies) == {
@@ -84,7 +87,7 @@ def test_the_resources_offer_exactly_these_calls() -> None:
 
 
 def test_optional_arguments_of_calls_are_keyword_only() -> None:
-    for cls in (Jobs, Datasets, Studies, Webhooks):
+    for cls in (Jobs, Datasets, Studies, Heals, Webhooks):
         for name in public_methods(cls):
             positional = [
                 p.name for p in inspect.signature(getattr(cls, name)).parameters.values()

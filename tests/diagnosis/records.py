@@ -61,3 +61,8 @@ def record(
 
 def codes(found: Sequence[Any]) -> list[str]:
     return [finding.code for finding in found]
+
+
+def roots(found: Sequence[Any]) -> list[str]:
+    """The codes of the root causes (findings no other finding explains), in order."""
+    return [finding.code for finding in found if finding.caused_by is None]

@@ -21,7 +21,7 @@ from diagnosis import (
 )
 from diagnosis.builder import SeriesBuffer
 from diagnosis.findings import num
-from tests.diagnosis.records import NAMES, codes, record, series, snaps, spec
+from tests.diagnosis.records import NAMES, codes, record, roots, series, snaps, spec
 
 
 def zero_init_relu() -> RunRecord:
@@ -40,7 +40,12 @@ def zero_init_relu() -> RunRecord:
 def test_a_root_cause_explains_its_symptoms_away() -> None:
     """Zero-init ReLU units are also 'dead' and nothing moves ('lr too low'), but the cause, and
     the fix, is the symmetry: the user reads it and the consequence, not four findings."""
-    assert codes(diagnose(zero_init_relu())) == ["symmetry", "no_learning"]
+    found = diagnose(zero_init_relu())
+    assert roots(found) == ["symmetry"]
+    assert {f.code: f.caused_by for f in found} == {
+        "symmetry": None, "dead_units": "symmetry", "no_learning": "symmetry"}
+    symmetry = found[0]
+    assert all(f.remedy == symmetry.remedy for f in found)  # a symptom's remedy is its cause's
 
 
 def test_findings_come_most_severe_first_then_causes_before_symptoms() -> None:
@@ -121,7 +126,7 @@ def test_a_resumed_attempt_starts_from_what_the_store_holds() -> None:
     builder.add_metrics(101, {"train_loss": math.log(3)})
     resumed = builder.record(status="succeeded")
     assert resumed.steps("weight") == [1, 100] and resumed.final_step == 101
-    assert codes(diagnose(resumed)) == ["symmetry", "no_learning"]
+    assert roots(diagnose(resumed)) == ["symmetry"]
 
 
 SPEC = {"model": {"activation": "sigmoid", "init": {"scheme": "default"}, "batch_norm": False},

@@ -97,7 +97,9 @@ def test_validation_loss_rising_while_training_loss_falls_is_overfitting() -> No
     found = overfitting(record(metrics=val_curve(
         [1.0, 0.6, 0.5, 0.55, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2])), T)
     assert codes(found) == ["overfitting"] and found[0].evidence["best_step"] == 75
-    assert found[0].remedy == {"model.dropout": 0.3, "regularization.l2": 1e-3}
+    assert found[0].remedy == {"model.dropout": 0.2, "regularization.l2": 1e-3,
+                               "data.augment.noise_std": 0.1}
+    assert found[0].onset_step == 100  # the rise began after the best evaluation
 
 
 @pytest.mark.parametrize("values", [

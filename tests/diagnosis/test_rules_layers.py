@@ -63,7 +63,9 @@ def test_vanishing_gradients_take_the_median_over_the_window() -> None:
     assert found[0].layer == "fc1" and found[0].step == 100
     assert found[0].evidence["median_ratio"] < T.vanishing_error_ratio
     assert "Sigmoid's derivative is at most 0.25" in found[0].detail
-    assert found[0].remedy == {"model.activation": "relu", "model.init.scheme": "kaiming_normal"}
+    # Three sigmoid layers are not a deep stack: Xavier, the sigmoid's own init (§3).
+    assert found[0].remedy == {"model.init.scheme": "xavier_normal"}
+    assert found[0].onset_step == 25
 
 
 @pytest.mark.parametrize(("first", "severity"), [(1e-5, "warning"), (1e-3, None),
@@ -152,6 +154,9 @@ def test_dead_units_blame_the_learning_rate_when_the_evidence_does() -> None:
     assert "jumped from 1.1 to 80" in found[0].detail
     assert found[0].remedy == {"optimizer.lr": 0.2}
     calm = dead_units(record(shots, {"train_loss": series([1.1, 1.0, 0.9])}, job=job), T)
+    assert calm[0].remedy == {"model.init.scheme": "kaiming_normal"}  # PyTorch's default init
+    kaiming = spec(optimizer={"name": "sgd", "lr": 2.0}, init={"scheme": "kaiming_normal"})
+    calm = dead_units(record(shots, {"train_loss": series([1.1, 1.0, 0.9])}, job=kaiming), T)
     assert calm[0].remedy == {"model.activation": "leaky_relu"}
 
 

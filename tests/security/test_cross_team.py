@@ -24,6 +24,7 @@ from tests.service.support import PROBLEM_JSON, SPIRAL, JsonDict
 # Bodies that the owning team could send: the 404 must not depend on the body being wrong.
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs/{job_id}/remedy"): {"codes": ["symmetry"]},
+    ("POST", "/v1/jobs/{job_id}/heal"): {"max_rounds": 1},
 }
 SYMMETRY = {"code": "symmetry", "severity": "error", "layer": "fc1", "step": 20,
             "title": "The units of fc1 are identical", "detail": "zeros init",
@@ -71,8 +72,13 @@ def _series_names(owner: Owner) -> list[str]:
     return ["train_loss"]  # a name a job of either team could have: the job decides the 404
 
 
+def _heals(owner: Owner) -> list[str]:
+    return [owner.post(f"/v1/jobs/{owner.post('/v1/jobs', SPIRAL)}/heal", {"max_rounds": 1})]
+
+
 FACTORIES: dict[str, Callable[[Owner], list[str]]] = {
-    "job_id": _jobs, "study_id": _studies, "name": _series_names, "webhook_id": _webhooks,
+    "job_id": _jobs, "study_id": _studies, "name": _series_names, "heal_id": _heals,
+    "webhook_id": _webhooks,
 }
 
 

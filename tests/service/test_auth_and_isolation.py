@@ -36,8 +36,11 @@ def test_the_route_list_is_what_the_api_documents(app: FastAPI) -> None:
     assert paths == PUBLIC | {
         "/v1/jobs", "/v1/jobs/no-such-id", "/v1/jobs/no-such-id/cancel",
         "/v1/jobs/no-such-id/metrics", "/v1/jobs/no-such-id/layers",
+        "/v1/jobs/no-such-id/metrics/no-such-id/points",
         "/v1/jobs/no-such-id/snapshots", "/v1/catalog", "/v1/datasets",
         "/v1/jobs/no-such-id/diagnosis", "/v1/jobs/no-such-id/remedy",
+        "/v1/jobs/no-such-id/heal", "/v1/heals", "/v1/heals/no-such-id",
+        "/v1/heals/no-such-id/cancel",
         "/v1/studies", "/v1/studies/templates", "/v1/studies/no-such-id",
         "/v1/studies/no-such-id/cancel", "/v1/studies/no-such-id/compare",
         "/v1/jobs/no-such-id/events", "/v1/jobs/no-such-id/logs",

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from gradlab_contract.models import Diagnosis, Job
 
-from store import findings, leases, series, snapshots
+from store import findings, leases, orm, series, snapshots
 from store.db import Database
 from store.errors import StaleAttempt
 from tests.service.support import PROBLEM_JSON, JsonDict
@@ -197,3 +197,67 @@ def test_another_teams_job_has_no_diagnosis_and_no_remedy(
     response = client.post(f"/v1/jobs/{diagnosed['id']}/remedy", json={"codes": ["symmetry"]},
                            headers=other)
     assert response.status_code == 404
+
+
+def test_onset_and_cause_are_kept_and_symptoms_follow_their_cause(
+    client: TestClient, auth: dict[str, str], database: Database, job: JsonDict,
+    claim: Callable[[str], int],
+) -> None:
+    attempt = claim(job["id"])
+    symptom = {**NO_LEARNING, "onset_step": 1, "caused_by": "symmetry",
+               "remedy": SYMMETRY["remedy"]}
+    write(database, job["id"], attempt, [symptom, {**SYMMETRY, "onset_step": 1}], final=True)
+    found = diagnosis_of(client, auth, job["id"]).findings
+    assert [(f.code, f.onset_step, f.caused_by) for f in found] == [
+        ("symmetry", 1, None), ("no_learning", 1, "symmetry")]
+
+
+def child_of(client: TestClient, auth: dict[str, str], parent: JsonDict) -> Job:
+    response = client.post(f"/v1/jobs/{parent['id']}/remedy", json={"codes": ["symmetry"]},
+                           headers=auth)
+    assert response.status_code == 201, response.text
+    return Job.model_validate(response.json())
+
+
+def end_child(database: Database, claim: Callable[[str], int], child: Job, found: list[Any],
+              best_val_loss: float) -> None:
+    attempt = claim(child.id)
+    write(database, child.id, attempt, found, final=True)
+    with database.transaction() as session:
+        leases.finish_job(session, job_id=child.id, attempt=attempt, status="succeeded",
+                          summary={"best_val_loss": best_val_loss})
+
+
+def set_parent_best(database: Database, job_id: str, value: float) -> None:
+    with database.transaction() as session:
+        row = session.get(orm.Job, job_id)
+        assert row is not None
+        row.summary = {"best_val_loss": value}
+
+
+def test_a_remedy_job_that_learns_cures_its_parents_finding(
+    client: TestClient, auth: dict[str, str], database: Database, diagnosed: JsonDict,
+    claim: Callable[[str], int],
+) -> None:
+    set_parent_best(database, diagnosed["id"], 1.0986)
+    child = child_of(client, auth, diagnosed)
+    pending = diagnosis_of(client, auth, diagnosed["id"]).findings[0]
+    assert [(o.child_id, o.outcome) for o in pending.outcomes] == [(child.id, "pending")]
+    end_child(database, claim, child, [], best_val_loss=0.3)
+    symmetry = diagnosis_of(client, auth, diagnosed["id"]).findings[0]
+    assert symmetry.code == "symmetry"
+    (outcome,) = symmetry.outcomes
+    assert (outcome.child_id, outcome.outcome, outcome.codes) == (child.id, "cured", ["symmetry"])
+    assert (outcome.parent_value, outcome.child_value) == (1.0986, 0.3)
+    assert outcome.decided_at is not None
+
+
+def test_a_remedy_job_with_an_error_left_is_not_cured(
+    client: TestClient, auth: dict[str, str], database: Database, diagnosed: JsonDict,
+    claim: Callable[[str], int],
+) -> None:
+    set_parent_best(database, diagnosed["id"], 1.0986)
+    child = child_of(client, auth, diagnosed)
+    end_child(database, claim, child, [NO_LEARNING], best_val_loss=0.3)
+    (outcome,) = diagnosis_of(client, auth, diagnosed["id"]).findings[0].outcomes
+    assert outcome.outcome == "not_cured" and "no_learning" in (outcome.reason or "")

@@ -168,5 +168,9 @@ def test_a_job_run_by_the_worker_ends_with_its_final_diagnosis(
     with database.read() as session:
         stored = findings.get_diagnosis(session, job_id=job.id)
     assert stored is not None and stored.final
-    assert [f.code for f in stored.findings] == ["symmetry", "no_learning"]
-    assert stored.findings[0].remedy == {"model.init.scheme": "kaiming_normal"}
+    # The cause first; its symptoms kept after it, linked to it, with its onset and remedy.
+    assert [f.code for f in stored.findings if f.caused_by is None] == ["symmetry"]
+    assert {f.caused_by for f in stored.findings[1:]} == {"symmetry"}
+    assert "no_learning" in {f.code for f in stored.findings}
+    assert stored.findings[0].onset_step is not None
+    assert all(f.remedy == {"model.init.scheme": "kaiming_normal"} for f in stored.findings)

@@ -56,6 +56,14 @@ export const getDiagnosis = (id) => request(`/v1/jobs/${encodeURIComponent(id)}/
 export const submitRemedy = (id, code) =>
   request(`/v1/jobs/${encodeURIComponent(id)}/remedy`, { method: "POST", body: { codes: [code] } });
 
+// A job has at most one heal: null when it has none yet.
+export const getJobHeal = async (id) =>
+  (await request("/v1/heals", { params: { job_id: id } }))[0] ?? null;
+export const startHeal = (id, maxRounds) => request(`/v1/jobs/${encodeURIComponent(id)}/heal`,
+  { method: "POST", body: { max_rounds: maxRounds } });
+export const cancelHeal = (id) =>
+  request(`/v1/heals/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+
 // max_points lets the server downsample (keeping spikes), so a 100k-step run costs the same.
 export async function getMetrics(id, names, maxPoints = 600) {
   const params = { max_points: maxPoints };

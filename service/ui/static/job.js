@@ -5,6 +5,7 @@ import { getDiagnosis, getJob, getLayers } from "./api.js";
 import { curvesSection, refreshCurves } from "./curves.js";
 import { fmt, h, progressBar, statusBadge } from "./dom.js";
 import { renderFindings } from "./findings.js";
+import { renderHeal } from "./heal.js";
 import { layersSection, refreshLayers } from "./layers.js";
 import { snapshotSteps } from "./snapshots.js";
 
@@ -35,9 +36,10 @@ function header(job) {
 export function renderJob(root, jobId, query, { poll, navigate }) {
   const head = h("div", {});
   const diagnosis = h("section", { id: "diagnosis" });
+  const healing = h("section", { id: "heal" });
   const curves = curvesSection();
   const layers = layersSection((sel) => navigate(`#/jobs/${jobId}?${new URLSearchParams(sel)}`));
-  root.replaceChildren(head, diagnosis, curves.el, layers.el);
+  root.replaceChildren(head, diagnosis, healing, curves.el, layers.el);
   let lastStepSeen = null;
   let layersDrawnAt = 0;
   let model = [];
@@ -54,7 +56,8 @@ export function renderJob(root, jobId, query, { poll, navigate }) {
     model = await layersReady;
     const steps = snapshotSteps(job);
     const newest = steps[steps.length - 1] ?? null;
-    const work = [findings, curvesDrawn];
+    const heal = renderHeal(healing, jobId);
+    const work = [findings, heal, curvesDrawn];
     const due = Date.now() - layersDrawnAt >= LAYERS_EVERY_MS || !LIVE.has(job.status);
     if (newest !== lastStepSeen && due) {
       lastStepSeen = newest;
@@ -63,6 +66,6 @@ export function renderJob(root, jobId, query, { poll, navigate }) {
     }
     await Promise.all(work);
     document.body.dataset.rendered = jobId; // the page has drawn once: tests wait for this
-    return LIVE.has(job.status);
+    return LIVE.has(job.status) || await heal; // a running heal: its rounds keep changing
   }, { events: `/v1/jobs/${encodeURIComponent(jobId)}/events` });
 }
