@@ -91,7 +91,7 @@ def test_another_teams_job_is_404_like_an_unknown_id_on_every_job_route(
     theirs = {"Authorization": f"Bearer {other_key}"}
     job_routes = [(method, path) for method, path in api_routes(app)
                   if path.startswith("/v1/jobs/no-such-id")]  # studies: test_studies_api.py
-    assert len(job_routes) == 9
+    assert len(job_routes) == 11
     for method, path in job_routes:
         for job_id in (mine, "no-such-id"):
             response = client.request(method, path.replace("no-such-id", job_id), headers=theirs)
