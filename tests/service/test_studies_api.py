@@ -121,7 +121,8 @@ def test_templates_are_listed_and_each_expands(
 ) -> None:
     found = client.get("/v1/studies/templates", headers=auth).json()
     assert {t["name"] for t in found} == {"init_x_activation", "optimizers_on_ctr",
-                                          "batch_norm_x_lr", "augmentation_small_data"}
+                                          "batch_norm_x_lr", "augmentation_small_data",
+                                          "residual_vs_plain"}
     for template in found:
         response = client.post("/v1/studies", headers=auth, json={
             "template": template["name"], "overrides": {"training.steps": 20}})
