@@ -25,6 +25,7 @@ from service.http.problems import (
 from service.http.prometheus import install_metrics
 from service.http.ratelimit import make_limiter
 from service.links import document_links
+from service.live.streams import StreamSlots
 from service.routes import (
     artifacts,
     catalog,
@@ -33,12 +34,15 @@ from service.routes import (
     heals,
     health,
     jobs,
+    live,
     studies,
     telemetry,
+    webhooks,
 )
 from service.ui import VENDOR, mount_ui
 from store.artifacts import open_artifact_store
 from store.db import Database
+from store.event_bus import install_publisher
 from store.migrate import is_at_head
 from store.settings import Settings
 from taskqueue import make_celery
@@ -90,6 +94,8 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.add_middleware(BodyLimit, default=default_limit, routes=datasets.body_limits(settings))
     app.add_middleware(NulGuard)
     app.state.services = services
+    app.state.stream_slots = StreamSlots()
+    install_publisher(services.db, settings)  # wakes event streams on Redis
     _document_problems(app)
     install_handlers(app)
     app.include_router(health.router)
@@ -101,6 +107,8 @@ def create_app(settings: Settings, *, celery_app: Celery | None = None) -> FastA
     app.include_router(datasets.router)
     app.include_router(studies.router)
     app.include_router(artifacts.router)
+    app.include_router(live.router)
+    app.include_router(webhooks.router)
     # Static pages; their data comes from the routes above, with a key.
     mount_ui(app, vendor=settings.ui_vendor_dir or VENDOR)
     # Last: its middleware is then the outermost, timing everything the others do.

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store import orm
+from store import events, orm
 from store.errors import Conflict, NotFound, StaleAttempt
 
 
@@ -101,8 +101,11 @@ def cancel_jobs(session: Session, *where: ColumnElement[bool]) -> None:
     """Cancel the jobs `where` selects: a queued one at once, a running one by the cooperative
     flag its worker reads with each lease renewal; a finished one is left as it is."""
     jobs = update(orm.Job).where(*where)
-    session.execute(jobs.where(orm.Job.status == JobStatus.QUEUED)
-                    .values(status=JobStatus.CANCELLED, cancel_requested=True,
-                            finished_at=orm.utcnow()))
+    cancelled = session.scalars(
+        jobs.where(orm.Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=orm.utcnow())
+        .returning(orm.Job.id).execution_options(synchronize_session=False)).all()
+    for job_id in cancelled:  # each ending is an event (streams, webhooks)
+        events.status_changed(session, job_id=job_id)
     session.execute(jobs.where(orm.Job.status == JobStatus.RUNNING).values(cancel_requested=True))
     session.flush()

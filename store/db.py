@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,11 @@ class Database:
         """A read-only session; on SQLite it takes no write lock. Never committed."""
         with _unavailable_on_outage(), self._read_sessions() as session:
             yield session
+
+    def on_commit(self, listener: Callable[[Session], None]) -> None:
+        """Call `listener(session)` after each write transaction commits (store/event_bus.py
+        announces the events it appended)."""
+        event.listen(self._sessions, "after_commit", listener)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from store import orm, remedies, series, snapshots
+from store import events, orm, remedies, series, snapshots
 from store._codec import json_safe
 from store._sql import fence
 from store.errors import InvalidInput
@@ -43,6 +43,8 @@ def replace_findings(
     fence(session, job_id=job_id, attempt=attempt)
     now = now or orm.utcnow()
     rows = [_row(job_id, _validated(item), final, now) for item in findings]
+    before = set(session.scalars(select(orm.Finding.code).where(orm.Finding.job_id == job_id)))
+    events.findings_changed(session, job_id=job_id, before=before, found=rows, final=final)
     session.execute(delete(orm.Finding).where(orm.Finding.job_id == job_id))
     if rows:
         session.execute(insert(orm.Finding), rows)

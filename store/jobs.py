@@ -17,7 +17,7 @@ from gradlab_contract.spec import JobSpec
 from sqlalchemy import ColumnElement, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from store import orm
+from store import events, orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
 from store._sql import cancel_jobs, find_replay, insert_once
 from store.errors import InvalidInput, NotFound, QuotaExceeded
@@ -44,6 +44,8 @@ def _to_job(row: orm.Job) -> Job:
             "cancel_requested": row.cancel_requested, "worker": row.worker, "device": row.device,
             "parent_id": row.parent_id, "created_at": row.created_at,
             "artifact_errors": row.artifact_errors or {},
+            "stop_reason": row.stop_reason, "stopped_early": bool(row.stopped_early),
+            "best_step": row.best_step,
             "started_at": row.started_at, "finished_at": row.finished_at,
         }
     )
@@ -84,6 +86,8 @@ def create_job(
         parent_id=parent_id,
     )
     stored = insert_once(session, row)
+    if stored is row:
+        events.status_changed(session, job_id=row.id)
     return CreatedJob(_to_job(stored), created=stored is row)
 
 

@@ -20,7 +20,7 @@ from gradlab_contract.spec import JobSpec
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from store import jobs, orm
+from store import events, jobs, orm
 from store._codec import json_safe
 from store._sql import fence
 from store.errors import InvalidInput, NotFound, QuotaExceeded, StaleAttempt
@@ -111,7 +111,10 @@ def claim_job(
         .returning(orm.Job.attempt)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(stmt).scalar_one_or_none()
+    attempt = session.execute(stmt).scalar_one_or_none()
+    if attempt is not None:
+        events.status_changed(session, job_id=job_id)
+    return attempt
 
 
 def _check_running_quota(session: Session, *, job_id: str, max_running: int) -> None:
@@ -160,18 +163,24 @@ def finish_job(
     error: str | None = None,
     progress_step: int | None = None,
     now: datetime | None = None,
+    stop_reason: str | None = None,
+    stopped_early: bool = False,
+    best_step: int | None = None,
 ) -> None:
-    """Record the end of the attempt: succeeded, failed, cancelled or diverged (fenced)."""
+    """Record the end of the attempt: succeeded, failed, cancelled or diverged (fenced).
+    stop_reason says why it ended before its last step (early stopping, a stop_on finding)."""
     if status not in TERMINAL_STATUSES:
         raise InvalidInput("status", f"{status!r} is not one of {sorted(TERMINAL_STATUSES)}")
     values: dict[str, Any] = {
         "status": status, "error": error, "finished_at": _now(now), "lease_expires_at": None,
+        "stop_reason": stop_reason, "stopped_early": stopped_early, "best_step": best_step,
     }
     if summary is not None:
         values["summary"] = json_safe(summary)
     if progress_step is not None:
         values["progress_step"] = progress_step
     _fenced_update(session, job_id, attempt, values, orm.Job.id)
+    events.status_changed(session, job_id=job_id)
 
 
 def record_checkpoint(session: Session, *, job_id: str, attempt: int, step: int) -> None:
@@ -206,7 +215,9 @@ def release_job(
     }
     if progress_step is not None:
         values["progress_step"] = progress_step
-    return str(_fenced_update(session, job_id, attempt, values, orm.Job.status))
+    status = str(_fenced_update(session, job_id, attempt, values, orm.Job.status))
+    events.status_changed(session, job_id=job_id)
+    return status
 
 
 def _fenced_update(
@@ -295,6 +306,7 @@ def retry_or_fail(
         row.status, row.worker, row.enqueued_at = JobStatus.QUEUED, None, now
         outcome = "requeued"
     session.flush()
+    events.status_changed(session, job_id=job_id)
     return outcome
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -139,6 +140,10 @@ class Job(Base):
     enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Why the job ended before its last step: early stopping (it succeeded) or a stop_on finding.
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    stopped_early: Mapped[bool] = mapped_column(default=False, server_default=false())
+    best_step: Mapped[int | None]  # the best evaluation of training.early_stopping's metric
 
 
 class MetricChunk(Base):
@@ -328,3 +333,71 @@ class Heal(Base):
     training_steps: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+# BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-incrementing rowid.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Event(Base):
+    """What happened to a job or a study, in order: the log that the event streams replay
+    (`Last-Event-ID` is an id here) and that webhooks deliver from. Written in the transaction
+    of the change it records, so it is as true as the job row."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "job_id", "id"), Index(None, "study_id", "id"))
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    study_id: Mapped[str | None] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobLog(Base):
+    """The worker's lines about a job (claim, data, device, attempts, warnings, errors),
+    capped per job (store/joblogs.py)."""
+
+    __tablename__ = "job_logs"
+    __table_args__ = (Index(None, "job_id", "id"),)
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int | None]
+    level: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Webhook(Base):
+    __tablename__ = "webhooks"
+    __table_args__ = (Index(None, "team_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(Json)
+    secret: Mapped[str] = mapped_column(String(100))  # whsec_<base64>: signing needs it in clear
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to send to one hook: made with the event (an outbox), sent by a worker."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "webhook_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(EventId, ForeignKey("events.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # succeeded | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    response_status: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

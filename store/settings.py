@@ -180,6 +180,31 @@ class Settings(BaseSettings):
     worker_metrics_host: str = Field(
         "127.0.0.1", description="Address of the worker's /metrics (0.0.0.0 in a container)."
     )
+    # -- live: event streams, job logs, webhooks (README "Follow a job live") --
+    max_event_streams_per_team: int = Field(
+        10, ge=1, description="Event streams (GET .../events) one team may hold open at once, "
+        "per API process; more get 429."
+    )
+    event_stream_seconds: float = Field(
+        3600, gt=0, description="Longest life of one event stream; the client reconnects with "
+        "Last-Event-ID and loses nothing."
+    )
+    event_poll_seconds: float = Field(
+        1.0, gt=0, description="How often a stream reads new events when no Redis announces "
+        "them (the embedded default), and at the latest with Redis."
+    )
+    event_heartbeat_seconds: float = Field(
+        15, gt=0, description="Seconds between the comment lines that keep an idle stream open."
+    )
+    job_log_max_lines: int = Field(
+        2000, ge=10, description="Worker log lines kept per job; later ones are dropped, but "
+        "errors are kept up to twice as many."
+    )
+    webhooks_allow_private: bool = Field(
+        False, description="Deliver webhooks to loopback, link-local and private addresses too "
+        "(off: the resolved address is checked, against requests into your network)."
+    )
+    max_webhooks_per_team: int = Field(20, ge=1, description="Webhooks one team may register.")
 
     @model_validator(mode="before")
     @classmethod

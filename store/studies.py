@@ -14,7 +14,7 @@ from gradlab_contract.spec import JobSpec
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from store import orm
+from store import events, orm
 from store._codec import check_limit, decode_cursor, encode_cursor, json_safe
 from store._sql import cancel_jobs, find_replay, insert_once
 from store.errors import NotFound
@@ -83,6 +83,8 @@ def create_study(
     study.runs = [{"job_id": job.id, "variant": run.variant, "seed": run.seed}
                   for job, run in zip(jobs, runs, strict=True)]
     session.flush()
+    for job in jobs:
+        events.status_changed(session, job_id=job.id)
     return CreatedStudy(_to_study(study, {JobStatus.QUEUED: len(jobs)}),
                         [job.id for job in jobs], True)
 

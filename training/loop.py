@@ -47,6 +47,7 @@ from training.step_metrics import (
     first_nonfinite_loss,
     update_ratios,
 )
+from training.stopping import EarlyStopper
 from training.types import RunResult, RunStatus, TrainingCallbacks
 
 
@@ -116,6 +117,8 @@ class Trainer:
         self.metrics, self.summary = MetricBuffer(), SummaryTracker()
         self.data, self.best = data, BestWeights()
         self.step = 0
+        early = spec.training.early_stopping
+        self.stopper = EarlyStopper(early) if early is not None else None
         self.checkpoint_path: Path | None = None
         self.checkpoint_every: int | None = None
         self._checkpointed = -1
@@ -138,6 +141,8 @@ class Trainer:
                 self._checkpoint()
             if callbacks.on_progress:
                 callbacks.on_progress(step, self.total)
+            if self.stopper is not None and self.stopper.exhausted:
+                return self._stopped_early()
             if callbacks.should_stop is not None and callbacks.should_stop():
                 return self._stop()
         if callbacks.on_trained:
@@ -258,6 +263,7 @@ class Trainer:
                 self.best.offer(step, metrics, self.model)
             if self.callbacks.on_metrics:
                 self.callbacks.on_metrics(step, metrics)
+            self._watch_best(step, metrics)
         pending, self._snapshots = self._snapshots, None
         wanted = pending and pending[1] and (diverged is None or pending[0] <= diverged)
         if wanted and pending and self.callbacks.on_snapshots:
@@ -284,12 +290,31 @@ class Trainer:
         self._checkpoint()
         return self._result("stopped", self.step, f"stopped on request after step {self.step}")
 
+    def _watch_best(self, step: int, metrics: dict[str, float]) -> None:
+        """Feed early stopping; an evaluation step is flushed in its own iteration, so on_best
+        sees the model holding the weights that scored best."""
+        if self.stopper is None:
+            return
+        self.stopper.observe(step, metrics)
+        if self.stopper.improved and self.callbacks.on_best:
+            self.callbacks.on_best(step)
+
+    def _stopped_early(self) -> RunResult:
+        assert self.stopper is not None
+        return self._result("succeeded", self.step, self.stopper.reason(self.step),
+                            stopped_early=True)
+
     def _diverged(self, step: int) -> RunResult:
         return self._result("diverged", step, f"non-finite training loss at step {step}")
 
-    def _result(self, status: RunStatus, steps_done: int, reason: str | None = None) -> RunResult:
+    def _result(
+        self, status: RunStatus, steps_done: int, reason: str | None = None, *,
+        stopped_early: bool = False,
+    ) -> RunResult:
         summary = dict(self.summary.values)
-        return RunResult(status, steps_done, self.total, str(self.device), summary, reason)
+        best_step = self.stopper.best_step if self.stopper is not None else None
+        return RunResult(status, steps_done, self.total, str(self.device), summary, reason,
+                         stopped_early=stopped_early, best_step=best_step)
 
     def trained(self) -> TrainedModel:
         """The finished model, moved to the CPU in eval mode, with the best step's weights."""
@@ -316,6 +341,7 @@ class Trainer:
             "generators": {name: g.get_state() for name, g in self.generators.items()},
             "summary": self.summary.state_dict(),
             "best": self.best.state_dict(),
+            **({"stopper": self.stopper.state_dict()} if self.stopper is not None else {}),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -326,4 +352,6 @@ class Trainer:
             stream.set_state(state["generators"][name])
         self.summary.load_state_dict(state["summary"])
         self.best.load_state_dict(state.get("best", {}))
+        if self.stopper is not None and "stopper" in state:
+            self.stopper.load_state_dict(state["stopper"])
         self.step = self._checkpointed = int(state["step"])

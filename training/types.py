@@ -48,6 +48,9 @@ class TrainingCallbacks:
     on_checkpoint: Callable[[int], None] | None = None
     # Once, after the last step of a run that succeeded: the model to keep (training/kept.py).
     on_trained: Callable[[TrainedModel], None] | None = None
+    # Called with the step whose evaluation is the best so far of training.early_stopping's
+    # metric, right after that step's on_metrics: the model holds that step's weights.
+    on_best: Callable[[int], None] | None = None
     should_stop: Callable[[], bool] | None = None
 
 
@@ -59,3 +62,5 @@ class RunResult:
     device: str
     summary: dict[str, float] = field(default_factory=dict)  # final_* and best_* metrics
     reason: str | None = None  # e.g. "non-finite loss at step 12"
+    stopped_early: bool = False  # succeeded before its last step: training.early_stopping
+    best_step: int | None = None  # the best evaluation of training.early_stopping's metric

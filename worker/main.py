@@ -13,14 +13,17 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutting_down
 
+from store.event_bus import install_publisher
 from store.migrate import is_at_head
 from store.settings import Settings
 from worker import pool_watch
 from worker.context import WorkerContext, set_context
+from worker.joblog import install as install_job_log
 from worker.observability import install as install_observability
 from worker.reaper import Reaper
 from worker.shutdown import install_in_worker as install_shutdown
 from worker.tasks import register_tasks
+from worker.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +56,21 @@ def run_worker(settings: Settings) -> int:
     app = make_worker_app(context)
     reaper = Reaper(context.database, context.celery, settings)
 
+    dispatcher = WebhookDispatcher(context.database, settings)
+
     @worker_ready.connect(weak=False)
     def _start_reaper(**_: Any) -> None:
         reaper.start()
+        dispatcher.start()  # webhooks are sent by the worker, never by an API request
 
     @worker_shutting_down.connect(weak=False)
     def _stop_reaper(**_: Any) -> None:
         reaper.stop()
+        dispatcher.stop()
 
     install_observability(settings)  # logs, job hooks, metrics server: before the pool forks
+    install_job_log(context.database, cap=settings.job_log_max_lines)  # GET /v1/jobs/{id}/logs
+    install_publisher(context.database, settings)  # wakes event streams on Redis
     install_shutdown()  # SIGTERM checkpoints and releases running jobs (worker/shutdown.py)
     # A pool process killed mid-job: its job is handed back in about a second, not a lease.
     pool_watch.install(context.database, context.celery, settings)

@@ -33,6 +33,7 @@ from worker.keep import ModelKeeper
 from worker.observability import job_started, observe_progress
 from worker.reporter import STORE_BACKOFF, AttemptFenced, Reporter, TransientStoreError
 from worker.sink import StoreSink
+from worker.stopping import StopOnFindings
 from worker.uploads import local_upload
 from worker.warm_start import initial_weights
 
@@ -57,6 +58,9 @@ class Ending:
     summary: dict[str, float | None] | None = None
     error: str | None = None
     steps: int | None = None
+    stop_reason: str | None = None  # ended before its last step: early stopping or stop_on
+    stopped_early: bool = False
+    best_step: int | None = None
 
 
 def device_name(requested: str) -> str:
@@ -119,6 +123,7 @@ def _claim_and_run(ctx: WorkerContext, job_id: str) -> JobStatus | Outcome:
     if attempt is None:
         log.info("job %s is no longer queued; nothing to do", job_id)
         return Outcome.SKIPPED
+    log.info("job %s attempt %d trains on device %s", job_id, attempt, device)
     with db.read() as session:  # as of the claim: the checkpoint a lost attempt recorded last
         state = leases.load_job_state(session, job_id=job_id)
     return _run_attempt(ctx, state, attempt)
@@ -129,8 +134,9 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
     files = CheckpointFiles(ctx.settings.checkpoints_dir, state.id, ctx.artifacts)
     recorded = state.checkpoint_step
     resume_step = recorded if recorded is not None and files.restore(attempt, recorded) else None
-    log.info("job %s attempt %d claimed; %s", state.id, attempt,
-             f"resuming after step {resume_step}" if resume_step is not None else "from step 0")
+    log.info("job %s attempt %d claimed; %s; data set %s", state.id, attempt,
+             f"resuming after step {resume_step}" if resume_step is not None else "from step 0",
+             state.spec.data.dataset)
     with ctx.database.transaction() as session:
         # Rows past the checkpoint (or all rows, when starting over) are trained again.
         series.truncate_after(
@@ -141,15 +147,18 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
         )
     # The live diagnosis watches what the reporter sees (worker/diagnose.py).
     live = LiveDiagnosis.for_job(ctx.database, state, attempt, resume=resume_step is not None)
+    watch = StopOnFindings(state.spec.training.stop_on, live.builder,
+                           total_steps=state.total_steps)
     reporter = Reporter(
         CheckpointSink(
             files, ctx.database, job_id=state.id, attempt=attempt,
             lease_seconds=ctx.settings.lease_seconds,
         ),
         heartbeat_seconds=ctx.settings.heartbeat_seconds,
-        observers=[live],
+        observers=[live, watch] if state.spec.training.stop_on else [live],
         retry_seconds=max(30.0, ctx.settings.lease_seconds),
     )
+    watch.stop = reporter.request_stop
     timed_out = threading.Event()
     timer = _time_limit(_time_left(ctx.settings.job_time_limit_seconds, state), reporter,
                         timed_out)
@@ -160,6 +169,7 @@ def _run_attempt(ctx: WorkerContext, state: JobState, attempt: int) -> JobStatus
             ctx, state, reporter, files.working(attempt), resume_step is not None, timed_out,
             keeper,
         )
+    ending = stopped_on(ending, watch.reason)
     timer.cancel()
     try:
         reporter.close()
@@ -263,10 +273,22 @@ def _train(
     return _ending(result, reporter, timed_out)
 
 
+def stopped_on(ending: Ending, reason: str | None) -> Ending:
+    """A run stopped by a stop_on finding fails with it as the reason (a cancel or a shutdown
+    that came first keeps its own ending)."""
+    if reason is None or ending.status != JobStatus.FAILED or ending.error != "stopped":
+        return ending
+    return Ending(JobStatus.FAILED, ending.summary, reason, ending.steps, stop_reason=reason)
+
+
 def _ending(result: RunResult, reporter: Reporter, timed_out: threading.Event) -> Ending:
     summary: dict[str, float | None] = dict(result.summary)
+    if result.stopped_early:  # succeeded: the reason is why it stopped, not an error
+        return Ending(JobStatus.SUCCEEDED, summary, None, result.steps_done,
+                      stop_reason=result.reason, stopped_early=True, best_step=result.best_step)
     if result.status != "stopped":
-        return Ending(JobStatus(result.status), summary, result.reason, result.steps_done)
+        return Ending(JobStatus(result.status), summary, result.reason, result.steps_done,
+                      best_step=result.best_step)
     if reporter.cancel_requested:
         return Ending(JobStatus.CANCELLED, summary, "cancelled by request", result.steps_done)
     if timed_out.is_set():
@@ -312,6 +334,9 @@ def _finish(ctx: WorkerContext, job_id: str, attempt: int, ending: Ending) -> bo
                 summary=ending.summary,
                 error=ending.error,
                 progress_step=ending.steps,
+                stop_reason=ending.stop_reason,
+                stopped_early=ending.stopped_early,
+                best_step=ending.best_step,
             )
 
     try:

@@ -14,7 +14,7 @@ from typing import TypeVar
 from gradlab_contract.models import Layer, Snapshot
 from sqlalchemy.orm import Session
 
-from store import leases, series, snapshots
+from store import events, leases, series, snapshots
 from store.db import Database
 from store.errors import NotFound, StaleAttempt, Unavailable
 from worker.reporter import AttemptFenced, TransientStoreError
@@ -40,6 +40,7 @@ class StoreSink:
         self._job_id = job_id
         self._attempt = attempt
         self._lease_seconds = lease_seconds
+        self._progress_step = -1
 
     def _write(self, action: Callable[[Session], T]) -> T:
         with _translated(), self._db.transaction() as session:
@@ -54,11 +55,11 @@ class StoreSink:
         )
 
     def write_metrics(self, rows: list[tuple[int, str, float]]) -> None:
-        self._write(
-            lambda s: series.write_metrics(
-                s, job_id=self._job_id, attempt=self._attempt, rows=rows
-            )
-        )
+        def write(session: Session) -> None:
+            series.write_metrics(session, job_id=self._job_id, attempt=self._attempt, rows=rows)
+            events.metrics(session, job_id=self._job_id, rows=rows)  # the streams' latest values
+
+        self._write(write)
 
     def write_snapshots(self, items: list[Snapshot]) -> None:
         rows = [item.model_dump() for item in items]
@@ -76,12 +77,15 @@ class StoreSink:
         )
 
     def heartbeat(self, step: int) -> bool:
-        return self._write(
-            lambda s: leases.renew_lease(
-                s,
-                job_id=self._job_id,
-                attempt=self._attempt,
-                lease_seconds=self._lease_seconds,
-                progress_step=step,
+        def renew(session: Session) -> bool:
+            cancel = leases.renew_lease(
+                session, job_id=self._job_id, attempt=self._attempt,
+                lease_seconds=self._lease_seconds, progress_step=step,
             )
-        )
+            if step != self._progress_step:  # a `progress` event when the step moved
+                events.progress(session, job_id=self._job_id, step=step)
+            return cancel
+
+        cancel = self._write(renew)
+        self._progress_step = step
+        return cancel

@@ -21,6 +21,8 @@ from gradlab_contract.spec import SNAPSHOT_KINDS
 from pydantic import BaseModel
 
 from gradlab_client import _cli_output as text
+from gradlab_client._cli_live import logs as _logs
+from gradlab_client._cli_live import logs_arguments, watch_until_done
 from gradlab_client._progress import ProgressBar, describe_progress
 from gradlab_client.client import Client
 
@@ -96,7 +98,7 @@ def _parse_yaml(raw: str, source: str) -> Any:
 
 def follow(client: Client, job: Job, args: argparse.Namespace) -> int:
     """Show progress and the latest metrics until the job ends; print its summary."""
-    job = _poll_until_done(client, job, args.interval)
+    job = watch_until_done(client, job, args.interval, poll=_poll_until_done)
     emit(args, text.job_detail(job), job)
     return STATUS_EXIT.get(job.status, EXIT_ERROR)
 
@@ -310,6 +312,7 @@ COMMANDS = [
     Command("watch", "follow a job: live progress, latest metrics, then its summary",
             _watch_arguments, _watch),
     Command("cancel", "ask a job to stop", _job_id, _cancel),
+    Command("logs", "the worker's lines about a job (-f: follow them)", logs_arguments, _logs),
     Command("metrics", "a job's metric series", _metrics_arguments, _metrics),
     Command("snapshots", "a layer's distribution snapshots", _snapshots_arguments, _snapshots),
     Command("diagnose", "what went wrong in a job: findings, evidence and remedies",

@@ -66,6 +66,15 @@ class HTTP:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
 
+    @property
+    def client(self) -> httpx.Client:
+        return self._client
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers every request carries (the key among them)."""
+        return dict(self._headers)
+
     def close(self) -> None:
         # A client the caller passed in is the caller's to close.
         if self._owns_client:

@@ -22,6 +22,7 @@ from gradlab_client.datasets import Datasets
 from gradlab_client.heals import Heals
 from gradlab_client.jobs import Jobs
 from gradlab_client.studies import Studies
+from gradlab_client.webhooks import Webhooks
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "GRADLAB_URL"
@@ -71,6 +72,7 @@ class Client:
         self.datasets = Datasets(self._http)
         self.studies = Studies(self._http)
         self.heals = Heals(self._http)
+        self.webhooks = Webhooks(self._http)
 
     def catalog(self) -> Catalog:
         """Every value the spec's enums allow, with a description of each, and the service's

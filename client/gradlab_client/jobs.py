@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from gradlab_contract.live import Event, JobLogPage
 from gradlab_contract.models import (
     Artifact,
     Diagnosis,
@@ -28,6 +29,7 @@ from gradlab_contract.spec import JobSpec
 from gradlab_client import artifacts as _artifacts
 from gradlab_client._http import HTTP
 from gradlab_client._progress import ProgressBar
+from gradlab_client._stream import follow
 from gradlab_client.errors import Timeout
 from gradlab_client.results import MetricsResult, Pager, SnapshotIterator
 
@@ -111,6 +113,33 @@ class Jobs:
                 time.sleep(poll_interval if left is None else min(poll_interval, left))
         finally:
             bar.close()
+
+    def stream(
+        self, job_id: str, *, last_event_id: int | None = None, timeout: float | None = None,
+        poll_interval: float = 1.0,
+    ) -> Iterator[Event]:
+        """The job's events as they happen, from submission (or after `last_event_id`) to its
+        `end`: StatusEvent, ProgressEvent, MetricsEvent, FindingsEvent, then EndEvent.
+
+            for event in client.jobs.stream(job.id):
+                if isinstance(event, MetricsEvent):
+                    print(event.data.points["train_loss"].value)
+
+        A dropped stream is resumed where it stopped; where no stream can be had, the job is
+        polled every `poll_interval` seconds (status and progress events, then the end).
+        Raises Timeout after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return follow(self._http, f"{_job_path(job_id)}/events", last_event_id=last_event_id,
+                      deadline=deadline, poll=lambda: self.get(job_id),
+                      poll_interval=poll_interval)
+
+    def logs(self, job_id: str, *, after: int = 0, limit: int = 500) -> JobLogPage:
+        """The worker's lines about the job after line id `after` (pass the page's next_after
+        to follow): claims, data set, device, warnings, errors with their traceback."""
+        params = {"after": after, "limit": limit}
+        response = self._http.request("GET", f"{_job_path(job_id)}/logs", params=params,
+                                      retry=True)
+        return JobLogPage.model_validate_json(response.content)
 
     def metrics(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
+from gradlab_contract.live import Event
 from gradlab_contract.models import (
     Study,
     StudyComparison,
@@ -16,6 +17,7 @@ from gradlab_contract.models import (
 )
 
 from gradlab_client._http import HTTP
+from gradlab_client._stream import follow
 from gradlab_client.errors import Timeout
 from gradlab_client.results import Pager
 
@@ -76,6 +78,16 @@ class Studies:
         response = self._http.request("GET", f"{_path(study_id)}/compare", params=params,
                                       retry=True)
         return StudyComparison.model_validate_json(response.content)
+
+    def stream(
+        self, study_id: str, *, last_event_id: int | None = None, timeout: float | None = None
+    ) -> Iterator[Event]:
+        """The events of every job of the study (each with its job_id), then a StudyEvent
+        when the last one has ended, then EndEvent; a dropped stream is resumed. Raises Timeout
+        after `timeout` seconds, or when no stream can be had (use wait() then)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return follow(self._http, f"{_path(study_id)}/events", last_event_id=last_event_id,
+                      deadline=deadline, poll=None, poll_interval=1.0)
 
     def templates(self) -> TemplateList:
         response = self._http.request("GET", "/v1/studies/templates", retry=True)

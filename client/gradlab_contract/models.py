@@ -62,6 +62,11 @@ class Job(_Model):
     parent_id: str | None = None  # the job whose diagnosis remedy created this one
     # Exports the worker could not make or check, by artifact name: the job still succeeded.
     artifact_errors: dict[str, str] = Field(default_factory=dict)
+    # Why it ended before its last step: training.early_stopping (it succeeded, stopped_early)
+    # or a training.stop_on finding; best_step: the best evaluation of early stopping's metric.
+    stop_reason: str | None = None
+    stopped_early: bool = False
+    best_step: int | None = None
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -50,6 +50,7 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
 Keep = Literal["best", "final", "both"]
 SnapshotKind = Literal["gradient", "weight", "activation"]
+EarlyStoppingMetric = Literal["val_loss", "val_accuracy", "val_auc"]
 BuiltinDataset = Literal["mnist1d", "digits", "spiral", "ctr", "cifar10"]
 
 BUILTIN_DATASETS: tuple[str, ...] = get_args(BuiltinDataset)
@@ -438,6 +439,33 @@ class RegularizationSpec(_Strict):
     l2: float = Field(0.0, ge=0.0, le=10.0, description="L2 penalty added to the loss")
 
 
+def _check_stop_on(codes: list[str]) -> None:
+    if not codes:  # the default; also what the module's own defaults build while it loads
+        return
+    from gradlab_contract.models import FINDING_CODES  # models imports this module
+
+    for index, code in enumerate(codes):
+        if code not in FINDING_CODES:
+            raise _field_error(("stop_on", index),
+                               f"{code!r} is not one of {', '.join(FINDING_CODES)}")
+
+
+class EarlyStoppingSpec(_Strict):
+    """Stop when a validation metric has not improved for `patience` evaluations; the job then
+    succeeds with `stopped_early` and the step of the best value (training/stopping.py)."""
+
+    metric: EarlyStoppingMetric = "val_loss"
+    mode: Literal["min", "max"] | None = Field(
+        None, description="min: lower is better; default: min for val_loss, max otherwise"
+    )
+    patience: int = Field(5, ge=1, le=100_000, description="evaluations without improvement")
+    min_delta: float = Field(0.0, ge=0.0, le=1e6, description="smallest change that counts")
+
+    @property
+    def direction(self) -> Literal["min", "max"]:
+        return self.mode or ("min" if self.metric == "val_loss" else "max")
+
+
 class TrainingSpec(_Strict):
     steps: int | None = Field(None, ge=1)
     epochs: int | None = Field(None, ge=1)
@@ -451,9 +479,15 @@ class TrainingSpec(_Strict):
         "best", description="the weights a succeeded job keeps (safetensors, TorchScript and "
         "ONNX): those of the evaluation with the best validation accuracy, the final ones, or both"
     )
+    early_stopping: EarlyStoppingSpec | None = None
+    stop_on: list[str] = Field(
+        default_factory=list, max_length=32,
+        description="diagnosis codes that stop the job when found live at error severity",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainingSpec:
+        _check_stop_on(self.stop_on)
         if (self.steps is None) == (self.epochs is None):
             raise _field_error(("steps",), "set exactly one of training.steps or training.epochs")
         if self.precision == "bf16" and self.device != "cuda":
@@ -554,6 +588,7 @@ def describe_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) ->
 
 
 _COMBINATION = "invalid_combination"
+
 
 
 def _field_error(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:

@@ -10,6 +10,7 @@ from gradlab_client.datasets import Datasets
 from gradlab_client.heals import Heals
 from gradlab_client.jobs import Jobs
 from gradlab_client.studies import Studies
+from gradlab_client.webhooks import Webhooks
 
 EXPECTED_ALL = [
     # the client and what it returns
@@ -18,12 +19,16 @@ EXPECTED_ALL = [
     "Layer", "DatasetInfo", "Catalog", "CatalogValue", "Problem", "Diagnosis", "Finding",
     "RemedyOutcome", "Heal", "HealRound",
     "Study", "StudyCreate", "StudyComparison", "StudyTemplate", "Artifact", "StorageUsage",
+    # following a job live
+    "Event", "StatusEvent", "ProgressEvent", "MetricsEvent", "FindingsEvent", "StudyEvent",
+    "EndEvent", "JobLogPage", "JobLogLine", "Webhook", "WebhookDelivery",
     # errors
     "GradlabError", "APIError", "NotFound", "Unauthorized", "ValidationError", "Conflict",
     "RateLimited", "ServiceUnavailable", "Timeout", "TransportError",
     # the job spec contract
     "JobSpec", "DataSpec", "AugmentSpec", "ModelSpec", "ConvLayerSpec", "InitSpec",
     "OptimizerSpec", "ScheduleSpec", "RegularizationSpec", "TrainingSpec", "TelemetrySpec",
+    "EarlyStoppingSpec",
     "FieldError", "describe_errors",
     "__version__",
 ]
@@ -72,17 +77,18 @@ def test_the_resources_offer_exactly_these_calls() -> None:
     assert public_methods(Jobs) == {
         "create", "get", "list", "cancel", "wait", "metrics", "layers", "snapshots",
         "diagnosis", "remedy", "heal", "delete", "artifacts", "download", "model_card",
-        "load_model",
+        "load_model", "stream", "logs",
     }
     assert public_methods(Heals) == {"get", "cancel", "wait"}
+    assert public_methods(Webhooks) == {"create", "list", "delete", "deliveries"}
     assert public_methods(Datasets) == {"upload", "list", "delete"}
     assert public_methods(Studies) == {
-        "create", "get", "list", "cancel", "compare", "templates", "wait",
+        "create", "get", "list", "cancel", "compare", "templates", "wait", "stream",
     }
 
 
 def test_optional_arguments_of_calls_are_keyword_only() -> None:
-    for cls in (Jobs, Datasets, Studies, Heals):
+    for cls in (Jobs, Datasets, Studies, Heals, Webhooks):
         for name in public_methods(cls):
             positional = [
                 p.name for p in inspect.signature(getattr(cls, name)).parameters.values()

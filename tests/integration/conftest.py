@@ -139,6 +139,8 @@ def stack(
         "GRADLAB_DATABASE_URL": database_url,
         "GRADLAB_BROKER_URL": broker_url,
         "GRADLAB_TASK_QUEUE": queue,
+        # Webhook tests deliver to a receiver on 127.0.0.1 (refused by default: SSRF).
+        "GRADLAB_WEBHOOKS_ALLOW_PRIVATE": "true",
         **FAST_LEASES,
     }
     settings = Settings(

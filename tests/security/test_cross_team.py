@@ -89,13 +89,18 @@ def _names(owner: Owner) -> list[str]:
     return ["train_loss"]
 
 
+def _webhooks(owner: Owner) -> list[str]:
+    return [owner.post("/v1/webhooks", {"url": "https://hooks.example.com/gradlab",
+                                        "events": ["job.finished"]})]
+
+
 def _heals(owner: Owner) -> list[str]:
     return [owner.post(f"/v1/jobs/{owner.post('/v1/jobs', SPIRAL)}/heal", {"max_rounds": 1})]
 
 
 FACTORIES: dict[str, Callable[[Owner], list[str]]] = {
     "job_id": _jobs, "study_id": _studies, "dataset_id": _datasets, "name": _names,
-    "heal_id": _heals,
+    "heal_id": _heals, "webhook_id": _webhooks,
 }
 
 

@@ -58,6 +58,8 @@ def app_settings(db_settings: Settings) -> Settings:
     return db_settings.model_copy(update={
         "max_parameters": 100_000, "max_steps": 10_000, "max_batch_size": 512, "max_bins": 128,
         "max_upload_bytes": 256 * 1024, "max_queued_jobs_per_team": 20,
+        # A TestClient reads a response to its end: event streams of live jobs end quickly.
+        "event_stream_seconds": 0.5, "event_poll_seconds": 0.1,
     })
 
 

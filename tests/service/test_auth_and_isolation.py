@@ -45,6 +45,9 @@ def test_the_route_list_is_what_the_api_documents(app: FastAPI) -> None:
         "/v1/studies/no-such-id/cancel", "/v1/studies/no-such-id/compare",
         "/v1/jobs/no-such-id/artifacts", "/v1/jobs/no-such-id/artifacts/no-such-id",
         "/v1/datasets/no-such-id", "/v1/usage",
+        "/v1/jobs/no-such-id/events", "/v1/jobs/no-such-id/logs",
+        "/v1/studies/no-such-id/events", "/v1/webhooks", "/v1/webhooks/no-such-id",
+        "/v1/webhooks/no-such-id/deliveries",
     }
     # Beside the API, app.routes holds only the schema and its viewers, public by design.
     plain = {route.path for route in app.routes if isinstance(route, Route)}
@@ -90,7 +93,7 @@ def test_another_teams_job_is_404_like_an_unknown_id_on_every_job_route(
     theirs = {"Authorization": f"Bearer {other_key}"}
     job_routes = [(method, path) for method, path in api_routes(app)
                   if path.startswith("/v1/jobs/no-such-id")]  # studies: test_studies_api.py
-    assert len(job_routes) == 12  # with DELETE and the two artifact routes
+    assert len(job_routes) == 14  # DELETE, the two artifact routes, events and logs
     for method, path in job_routes:
         for job_id in (mine, "no-such-id"):
             response = client.request(method, path.replace("no-such-id", job_id), headers=theirs)

@@ -1,6 +1,9 @@
 // Hash routing (#/jobs, #/jobs/<id>?layer=..&step=..&kind=.., #/studies, #/studies/<id>) and the one poller: a view hands
-// it a refresh function that returns true while there is something live to follow.
+// it a refresh function that returns true while there is something live to follow. A view that
+// names its event stream is refreshed when events come (at most every REFRESH_MS), and polled
+// only when the stream cannot be read.
 import { Unauthorized, apiKey, forgetApiKey } from "./api.js";
+import { follow } from "./live.js";
 import { dispose } from "./charts.js";
 import { renderJob } from "./job.js";
 import { renderJobs } from "./jobs.js";
@@ -9,6 +12,8 @@ import { renderStudies, renderStudy } from "./studies.js";
 
 const POLL_MS = 2000;
 const RETRY_MS = 5000; // after a failed refresh (API restarting, rate limit): try again, calmly
+const REFRESH_MS = 1000; // a burst of events costs one refresh
+let stream = null; // the AbortController of the current view's event stream
 const root = document.getElementById("view");
 let generation = 0; // a poll from a view the user has left must stop, not redraw
 
@@ -24,7 +29,7 @@ function showError(error) {
 }
 
 function poller(mine) {
-  return (refresh) => {
+  return (refresh, { events } = {}) => {
     const tick = async () => {
       if (mine !== generation) return;
       try {
@@ -37,12 +42,42 @@ function poller(mine) {
         if (!(error instanceof Unauthorized)) setTimeout(tick, RETRY_MS);
       }
     };
-    tick();
+    if (events) streamed(mine, refresh, events).catch(() => { if (mine === generation) tick(); });
+    else tick();
   };
+}
+
+// Refresh once, then again on the view's events until its `end`; reject to fall back to polling.
+async function streamed(mine, refresh, path) {
+  if (!(await refresh())) return; // nothing live to follow
+  stream = new AbortController();
+  let pending = null;
+  let last = 0;
+  const later = () => {
+    if (pending || mine !== generation) return;
+    pending = setTimeout(async () => {
+      pending = null;
+      last = Date.now();
+      if (mine === generation) await refresh().catch(showError);
+    }, Math.max(0, last + REFRESH_MS - Date.now()));
+  };
+  let lastId = null;
+  for (;;) {
+    const result = await follow(path, later, { signal: stream.signal, lastId });
+    if (mine !== generation) return;
+    lastId = result.lastId;
+    if (result.ended) {
+      clearTimeout(pending);
+      await refresh(); // the final state
+      return;
+    } // else the server closed a long stream: resume after the last event
+  }
 }
 
 function route() {
   const mine = ++generation;
+  if (stream) stream.abort(); // the view that followed it is gone
+  stream = null;
   dispose(root);
   delete document.body.dataset.rendered;
   if (!apiKey()) {

@@ -67,5 +67,5 @@ export function renderJob(root, jobId, query, { poll, navigate }) {
     await Promise.all(work);
     document.body.dataset.rendered = jobId; // the page has drawn once: tests wait for this
     return LIVE.has(job.status) || await heal; // a running heal: its rounds keep changing
-  });
+  }, { events: `/v1/jobs/${encodeURIComponent(jobId)}/events` });
 }

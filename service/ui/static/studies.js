@@ -92,5 +92,5 @@ export function renderStudy(root, studyId, query, { poll, navigate }) {
     await overlay(curves, comparison, metric);
     document.body.dataset.rendered = studyId;
     return !study.done && Object.keys(study.counts).some((k) => !TERMINAL.has(k));
-  });
+  }, { events: `/v1/studies/${encodeURIComponent(studyId)}/events` });
 }

@@ -1,0 +1,1 @@
+"""Following jobs live: event streams (streams.py), their wake-ups (wakeup.py)."""
