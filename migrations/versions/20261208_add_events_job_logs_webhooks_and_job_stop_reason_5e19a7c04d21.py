@@ -2,7 +2,7 @@
 deliveries, and why a job stopped early (stop_reason, stopped_early, best_step).
 
 Revision ID: 5e19a7c04d21
-Revises: 5e2d7a91c4b3
+Revises: 5e2c7a91d4b3
 Create Date: 2026-12-08 00:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "5e19a7c04d21"
-down_revision: str | Sequence[str] | None = "5e2d7a91c4b3"
+down_revision: str | Sequence[str] | None = "5e2c7a91d4b3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
