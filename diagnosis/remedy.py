@@ -55,7 +55,9 @@ INIT_CAUSES = frozenset({"activation_collapse", "saturation", "vanishing_gradien
 
 @dataclass(frozen=True)
 class Remedy:
-    changes: dict[str, Any]  # dotted spec path -> new value
+    # Dotted spec path -> new value; None where no field of the spec makes the change (a
+    # sequential model's norms are layers of its list): the words alone say what to do.
+    changes: dict[str, Any] | None
     words: str  # what to do, for the finding's suggestion
 
 
@@ -146,6 +148,9 @@ def _signal_remedy(spec: JobSpec) -> Remedy | None:
     if normalize and not model.batch_norm:
         return Remedy(normalize, "Add batch norm: every layer's pre-activations are brought "
                       "back to unit scale (§4).")
+    if model.kind == "sequential":
+        return Remedy(None, "Add batch norm: a batch_norm layer after each linear or conv "
+                      "layer of model.layers brings its pre-activations back to unit scale (§4).")
     return None
 
 

@@ -1,10 +1,11 @@
 """What a run keeps of its model: the final weights and those of the best evaluation step.
 
 The best step is the one with the highest validation accuracy (a tie goes to the lower
-validation loss, then to the earlier step). Its weights are copied to the CPU when it is found,
-and saved in checkpoints, so a resumed run still knows the best step before the checkpoint.
-`BestWeights.step` is the one answer to "which step is best" the rest of the core (and early
-stopping) reads.
+validation loss, then to the earlier step); with training.early_stopping it is early stopping's
+best step (its metric, mode and min_delta), so the kept weights are those it reports. The best
+weights are copied to the CPU when found, and saved in checkpoints, so a resumed run still knows
+the best step before the checkpoint. `BestWeights.step` is the one answer to "which step is
+best" that the rest of the core reads.
 """
 
 from __future__ import annotations
@@ -35,22 +36,29 @@ class BestWeights:
         score = (accuracy, -loss if loss is not None and math.isfinite(loss) else -math.inf)
         if self.score is not None and score <= self.score:
             return False
+        self.take(step, model, score)
+        return True
+
+    def take(self, step: int, model: nn.Module, score: tuple[float, float] | None = None) -> None:
+        """Keep `model`'s weights as the best: early stopping, when set, judges by its own
+        metric, mode and min_delta, and the kept best step must be the one it reports."""
         self.step, self.score = step, score
         self.state = {name: value.detach().to("cpu", copy=True)
                       for name, value in model.state_dict().items()}
-        return True
 
     def state_dict(self) -> dict[str, Any]:
-        if self.step is None or self.score is None or self.state is None:
+        if self.step is None or self.state is None:
             return {}
-        return {"step": self.step, "score": list(self.score), "weights": self.state}
+        score = list(self.score) if self.score is not None else None
+        return {"step": self.step, "score": score, "weights": self.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
         self.step = int(state["step"])
-        accuracy, loss = state["score"]
-        self.score = (float(accuracy), float(loss))
+        if state.get("score") is not None:
+            accuracy, loss = state["score"]
+            self.score = (float(accuracy), float(loss))
         self.state = dict(state["weights"])
 
 

@@ -142,12 +142,16 @@ class Trainer:
             if callbacks.on_progress:
                 callbacks.on_progress(step, self.total)
             if self.stopper is not None and self.stopper.exhausted:
-                return self._stopped_early()
+                return self._hand_over(self._stopped_early())
             if callbacks.should_stop is not None and callbacks.should_stop():
                 return self._stop()
-        if callbacks.on_trained:
-            callbacks.on_trained(self.trained())
-        return self._result("succeeded", self.step)
+        return self._hand_over(self._result("succeeded", self.step))
+
+    def _hand_over(self, result: RunResult) -> RunResult:
+        """A run that succeeded (to its last step or stopped early) hands over its model."""
+        if self.callbacks.on_trained:
+            self.callbacks.on_trained(self.trained())
+        return result
 
     def _train_step(self, step: int) -> None:
         started = time.perf_counter()
@@ -259,7 +263,7 @@ class Trainer:
             if diverged is not None and step > diverged:
                 break
             self.summary.update(metrics)
-            if step == self.step:  # an evaluation step is flushed at once, with its weights
+            if step == self.step and self.stopper is None:  # flushed at once, with its weights
                 self.best.offer(step, metrics, self.model)
             if self.callbacks.on_metrics:
                 self.callbacks.on_metrics(step, metrics)
@@ -296,7 +300,11 @@ class Trainer:
         if self.stopper is None:
             return
         self.stopper.observe(step, metrics)
-        if self.stopper.improved and self.callbacks.on_best:
+        if not self.stopper.improved:
+            return
+        if step == self.step:  # the model holds this evaluation's weights: the ones kept
+            self.best.take(step, self.model)
+        if self.callbacks.on_best:
             self.callbacks.on_best(step)
 
     def _stopped_early(self) -> RunResult:

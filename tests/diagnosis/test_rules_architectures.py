@@ -53,8 +53,14 @@ def test_a_plain_resnet_whose_gradients_vanish_is_told_to_add_shortcuts() -> Non
     assert JobSpec.model_validate(remedied).model.resnet_spec.shortcut == "identity"
 
 
+KAIMING = {"scheme": "kaiming_normal"}  # an init suited to ReLU: what is left is normalization
+
+
 def test_a_residual_resnet_without_norm_gets_batch_norm_in_its_own_field() -> None:
-    model = {"kind": "resnet"}  # model.resnet left out: the remedy creates it
+    # With PyTorch's default init the remedy table fixes the init first (ReLU -> Kaiming).
+    assert _vanishing({"kind": "resnet", "resnet": {"norm": "none"}}).remedy == {
+        "model.init.scheme": "kaiming_normal"}
+    model = {"kind": "resnet", "init": KAIMING}  # model.resnet left out: the remedy creates it
     finding = _vanishing({**model, "resnet": {"norm": "none"}})
     assert finding.remedy == {"model.resnet.norm": "batch"}
     remedied = apply_remedies(_job(model).model_dump(mode="json"), [finding.__dict__],
@@ -63,7 +69,7 @@ def test_a_residual_resnet_without_norm_gets_batch_norm_in_its_own_field() -> No
 
 
 def test_a_sequential_model_gets_the_suggestion_without_an_invalid_remedy() -> None:
-    finding = _vanishing({"kind": "sequential", "layers": [
+    finding = _vanishing({"kind": "sequential", "init": KAIMING, "layers": [
         {"type": "flatten"}, {"type": "linear", "units": 8}, {"type": "activation"}]})
     assert finding.remedy is None
     assert "batch norm" in finding.suggestion

@@ -4,6 +4,7 @@ succeeded, with the step of its best evaluation."""
 from __future__ import annotations
 
 import pytest
+import torch
 from engine_support import Recorder, make_spec, tiny_dataset
 from gradlab_contract.spec import EarlyStoppingSpec
 from pydantic import ValidationError
@@ -61,3 +62,19 @@ def test_the_spec_names_a_wrong_metric_and_an_unknown_stop_on_code() -> None:
     assert make_spec(training={"stop_on": ["no_learning"]}).training.stop_on == ["no_learning"]
     assert EarlyStoppingSpec(metric="val_loss").direction == "min"
     assert EarlyStoppingSpec(metric="val_auc").direction == "max"
+
+
+def test_an_early_stopped_run_hands_over_the_weights_of_its_best_step() -> None:
+    # The kept "best" weights are early stopping's best step (here val_loss, not the default
+    # val_accuracy), and a run that stopped early hands its model over like any success.
+    recorder, kept = Recorder(), []
+    callbacks = recorder.callbacks()
+    callbacks.on_trained = kept.append
+    spec = make_spec(training={"steps": 200, "eval_every": 5, "early_stopping": {
+        "metric": "val_loss", "patience": 2, "min_delta": 1e6}})
+    result = train(spec, callbacks, dataset=tiny_dataset("vector"))
+    (trained,) = kept
+    assert result.stopped_early and result.best_step == trained.best_step == 5
+    assert trained.step_of("best") == 5 and trained.step_of("final") == 15
+    best, final = trained.weights("best"), trained.weights("final")
+    assert any(not torch.equal(best[name], final[name]) for name in final)
