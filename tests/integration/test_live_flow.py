@@ -14,6 +14,9 @@ from tests.live.receiver import receiver
 TERMINAL = {"succeeded", "failed", "cancelled", "diverged"}
 
 
+STREAMED_STEPS = 1500
+
+
 def spiral(steps: int, **training: Any) -> dict[str, Any]:
     return {
         "data": {"dataset": "spiral", "options": {"points": 100}},
@@ -64,7 +67,9 @@ def test_stop_on_stops_a_run_stuck_at_chance_within_a_snapshot_interval(stack: S
 def test_a_pipeline_follows_a_job_from_submit_to_end_and_can_resume(
     stack: Stack, sdk: Client
 ) -> None:
-    job = sdk.jobs.create(spiral(120))
+    # Long enough to run through several reporter flushes: metric events exist only while the
+    # job runs (a 120-step job could end before the first poll saw one).
+    job = sdk.jobs.create(spiral(STREAMED_STEPS))
     events = list(sdk.jobs.stream(job.id, timeout=120))
     statuses = [e.data.status for e in events if isinstance(e, StatusEvent)]
     assert statuses == ["queued", "running", "succeeded"], statuses
@@ -73,7 +78,7 @@ def test_a_pipeline_follows_a_job_from_submit_to_end_and_can_resume(
     assert all(i is not None for i in ids) and ids == sorted(ids) and len(set(ids)) == len(ids)
     metrics = [e for e in events if isinstance(e, MetricsEvent)]
     steps = [e.data.points["train_loss"].step for e in metrics]
-    assert steps and steps == sorted(steps) and steps[-1] <= 120
+    assert steps and steps == sorted(steps) and steps[-1] <= STREAMED_STEPS
     # The ending carries the final values (the last metric events may be gone by then).
     ending = [e for e in events if isinstance(e, StatusEvent)][-1]
     assert ending.data.summary and ending.data.summary["final_train_loss"] is not None
