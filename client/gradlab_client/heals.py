@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 from gradlab_contract.models import Heal
 
 from gradlab_client._http import HTTP
-from gradlab_client.errors import Timeout
+from gradlab_client._poll import poll_until_done
 
 
 class Heals:
@@ -29,16 +28,9 @@ class Heals:
              poll_interval: float = 2.0) -> Heal:
         """Poll until the heal has ended (healed, exhausted, failed or cancelled). Raises
         Timeout once `timeout` seconds have passed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            heal = self.get(heal_id)
-            if heal.done:
-                return heal
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise Timeout(f"heal {heal_id} is still {heal.status} after {timeout:g}s")
-            time.sleep(poll_interval if left is None else min(poll_interval, left))
-
+        return poll_until_done(lambda: self.get(heal_id), lambda heal: heal.done,
+                               lambda heal: f"heal {heal_id} is still {heal.status}",
+                               timeout=timeout, poll_interval=poll_interval)
 
 def _heal_path(heal_id: str) -> str:
     return f"/v1/heals/{quote(heal_id, safe='')}"

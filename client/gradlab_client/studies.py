@@ -17,8 +17,8 @@ from gradlab_contract.models import (
 )
 
 from gradlab_client._http import HTTP
+from gradlab_client._poll import poll_until_done
 from gradlab_client._stream import follow
-from gradlab_client.errors import Timeout
 from gradlab_client.results import Pager
 
 TemplateList = list[StudyTemplate]  # module-level: inside the class `list` is the method
@@ -96,16 +96,9 @@ class Studies:
     def wait(self, study_id: str, *, timeout: float | None = None,
              poll_interval: float = 2.0) -> Study:
         """Poll until every job of the study has ended; Timeout after `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            study = self.get(study_id)
-            if study.done:
-                return study
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise Timeout(f"study {study_id} is still running after {timeout:g}s")
-            time.sleep(poll_interval if left is None else min(poll_interval, left))
-
+        return poll_until_done(lambda: self.get(study_id), lambda study: study.done,
+                               lambda _: f"study {study_id} is still running",
+                               timeout=timeout, poll_interval=poll_interval)
 
 def _path(study_id: str) -> str:
     # Quoted so an id read from a file or a user cannot step into another route ("../").

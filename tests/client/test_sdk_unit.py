@@ -182,3 +182,15 @@ def test_snapshots_pass_filters_and_page() -> None:
     assert len(items) == 1 and len(seen) == 2
     assert dict(seen[0].url.params) == {
         "kind": "gradient", "layer": "fc1", "step": "10", "limit": "100"}
+
+
+def test_poll_until_done_returns_the_first_done_state_and_times_out_naming_the_last() -> None:
+    from gradlab_client._poll import poll_until_done
+
+    states = iter([1, 2, 3, 4])
+    found = poll_until_done(lambda: next(states), lambda n: n >= 3, str, timeout=None,
+                            poll_interval=0.001)
+    assert found == 3
+    with pytest.raises(gl.Timeout, match=r"still 7 after 0\.05s"):
+        poll_until_done(lambda: 7, lambda n: False, lambda n: f"still {n}", timeout=0.05,
+                        poll_interval=0.01)
